@@ -1,0 +1,60 @@
+"""What every CLI command shares: the host config, the state directory, and error display."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from cloche.model.config import CONFIG_PATH, ClocheConfig, load_config_text
+from cloche.model.errors import ClocheError
+
+STATE_DIR = Path(os.environ.get("CLOCHE_STATE_DIR", "/var/lib/cloche"))
+console = Console()
+error_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def config_path() -> Path:
+    """Where the host config lives (CLOCHE_CONFIG overrides it, for tests and staging)."""
+    return Path(os.environ.get("CLOCHE_CONFIG", CONFIG_PATH))
+
+
+def load_host_config(path: Path | None = None) -> ClocheConfig:
+    """Read and validate the host config, or return the defaults when there is none yet."""
+    source = path or config_path()
+    try:
+        text = source.read_text()
+    except FileNotFoundError:
+        return ClocheConfig()
+    return load_config_text(text, str(source))
+
+
+def fail(error: ClocheError) -> typer.Exit:
+    """Print a cloche error as one line on stderr and return the exit to raise."""
+    error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=error.exit_code)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn ClocheError into one clear line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ClocheError as error:
+            raise fail(error) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper

@@ -1,0 +1,101 @@
+"""'cloche host ...': bootstrap and check this host (runs in-process, before any daemon exists)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cloche.cli.common import STATE_DIR, config_path, console, handle_errors
+from cloche.core import host as host_core
+from cloche.core.images import image_status
+from cloche.model.errors import HostFailure
+
+host_app = typer.Typer(help="Set up this host and check its health.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config file to use (default /etc/cloche/config.yaml)."),
+]
+
+
+@host_app.command("init")
+@handle_errors
+def init(
+    config: ConfigOption = None,
+    no_install: Annotated[
+        bool, typer.Option("--no-install", help="Name missing packages instead of installing.")
+    ] = False,
+    pool: Annotated[str | None, typer.Option(help="LXD storage pool name.")] = None,
+    pool_size: Annotated[
+        str | None, typer.Option(help="Size of the loop-file pool, e.g. 40GiB.")
+    ] = None,
+    storage_device: Annotated[
+        str | None, typer.Option(help="Put the pool on this block device or partition.")
+    ] = None,
+    existing_pool: Annotated[
+        str | None, typer.Option(help="Use this existing LXD pool as it is.")
+    ] = None,
+    bridge: Annotated[str | None, typer.Option(help="LXD bridge name.")] = None,
+    subnet: Annotated[
+        str | None, typer.Option(help="Private IPv4 range of the bridge, e.g. 10.120.0.0/16.")
+    ] = None,
+) -> None:
+    """Install, start and configure everything cloche needs; safe to run again at any time."""
+    overrides: dict[str, object] = {
+        "storage.pool": existing_pool or pool,
+        "storage.size": pool_size,
+        "network.bridge": bridge,
+        "network.subnet": subnet,
+    }
+    if storage_device:
+        overrides.update({"storage.source": "device", "storage.device": storage_device})
+    if existing_pool:
+        overrides["storage.source"] = "existing"
+    with console.status("host init") as status:
+        report = host_core.init_host(
+            config or config_path(),
+            STATE_DIR,
+            overrides=overrides,
+            install=not no_install,
+            progress=lambda message: status.update(message),
+        )
+    for change in report.changes:
+        console.print(f"[green]changed[/]  {change}", highlight=False)
+    if report.unchanged:
+        console.print(f"[dim]unchanged {', '.join(report.unchanged)}[/]", highlight=False)
+    verdict = "host ready" if report.changes else "host already ready; nothing changed"
+    console.print(f"{verdict} ({report.seconds:.1f} s)")
+
+
+@host_app.command("status")
+@handle_errors
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One line per component with OK or the problem and its fix; exits 1 if any is wrong."""
+    path = config or config_path()
+
+    def check_image() -> str:
+        ok, detail = image_status(host_core.resolve_config(path, {}), STATE_DIR)
+        if not ok:
+            raise HostFailure(detail)
+        return detail
+
+    results = host_core.host_status(path, extra_checks={"image": check_image})
+    if as_json:
+        console.print_json(
+            json.dumps([{"component": r.component, "ok": r.ok, "detail": r.detail} for r in results])
+        )
+    else:
+        table = Table(show_header=False, box=None)
+        for result in results:
+            mark = "[green]OK[/]" if result.ok else "[red]FAIL[/]"
+            table.add_row(result.component, mark, result.detail)
+        console.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(code=1)

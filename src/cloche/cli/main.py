@@ -1,0 +1,27 @@
+"""The `cloche` command: one Typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+import typer
+
+from cloche import __version__
+from cloche.cli.host_commands import host_app
+from cloche.cli.image_commands import image_app
+
+app = typer.Typer(
+    help="cloche: isolated, persistent Linux environments on one host.",
+    no_args_is_help=True,
+)
+app.add_typer(host_app, name="host")
+app.add_typer(image_app, name="image")
+
+
+@app.command("version")
+def version() -> None:
+    """Print cloche's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

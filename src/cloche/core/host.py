@@ -1,0 +1,257 @@
+"""Use cases: bootstrap the host ('host init') and report on it ('host status')."""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloche.host import lxd_daemon, packages, sysctl
+from cloche.host.files import read_text_or_none, write_atomically
+from cloche.model.config import ClocheConfig, load_config_text, with_overrides
+from cloche.model.errors import ClocheError, HostFailure, Invalid
+from cloche.render import sysctl as sysctl_render
+from cloche.render.config import render_config_yaml
+from cloche.render.lxd import Kind, Observed, Step, plan_lxd
+from cloche.runtime.lxd import Lxd, LxdObject
+
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """Progress sink that drops messages."""
+
+
+@dataclass
+class InitReport:
+    """What 'host init' did, step by step, and how long it took."""
+
+    changes: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One line of 'host status': a component, whether it is healthy, and the fix if not."""
+
+    component: str
+    ok: bool
+    detail: str
+
+
+def resolve_config(config_path: Path, overrides: Mapping[str, object]) -> ClocheConfig:
+    """The config file (or defaults) with command-line overrides, validated as a whole."""
+    text = read_text_or_none(config_path)
+    config = load_config_text(text, str(config_path)) if text is not None else ClocheConfig()
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return with_overrides(config, given) if given else config
+
+
+def check_storage_device(config: ClocheConfig) -> None:
+    """Refuse a storage device that does not exist or is not a block device."""
+    device = config.storage.device
+    if config.storage.source != "device" or device is None:
+        return
+    try:
+        mode = Path(device).stat().st_mode
+    except FileNotFoundError:
+        raise Invalid(
+            f"storage.device {device} does not exist; give a block device or partition that "
+            "exists, or use storage.source: loop."
+        ) from None
+    if not stat.S_ISBLK(mode):
+        raise Invalid(
+            f"storage.device {device} is not a block device; give a disk or partition, "
+            "or use storage.source: loop."
+        )
+
+
+def _observed(item: LxdObject | None) -> Observed | None:
+    if item is None:
+        return None
+    return Observed(
+        description=item.description,
+        config=item.config,
+        driver=item.driver,
+        network_type=item.kind,
+        devices=item.devices,
+    )
+
+
+def observe_and_plan(lxd: Lxd, config: ClocheConfig) -> list[Step]:
+    """Read LXD's pool, bridge and profile and plan their convergence (Conflict on clashes)."""
+    return plan_lxd(
+        config,
+        _observed(lxd.get_pool(config.storage.pool)),
+        _observed(lxd.get_network(config.network.bridge)),
+        _observed(lxd.get_profile(config.profile.name)),
+    )
+
+
+def _apply_step(lxd: Lxd, step: Step) -> None:
+    actions: dict[tuple[str, str], Callable[[dict[str, object]], None]] = {
+        ("storage pool", "create"): lxd.create_pool,
+        ("network", "create"): lxd.create_network,
+        ("network", "update"): lxd.update_network,
+        ("profile", "create"): lxd.create_profile,
+        ("profile", "update"): lxd.update_profile,
+    }
+    actions[(step.kind, step.action)](step.request)
+
+
+def converge_kernel_settings(report: InitReport) -> None:
+    """Raise the kernel settings below cloche's minimum now, and persist them."""
+    current = sysctl.read_settings(sysctl_render.MINIMUM_KERNEL_SETTINGS)
+    to_raise = sysctl_render.settings_to_raise(current)
+    sysctl.apply_settings(to_raise)
+    if to_raise:
+        report.changes.append(f"raised kernel settings: {', '.join(sorted(to_raise))}")
+    text = sysctl_render.render_sysctl_conf(sysctl.read_settings(current))
+    if sysctl.persist_settings(Path(sysctl_render.SYSCTL_FILE), text):
+        report.changes.append(f"persisted kernel settings in {sysctl_render.SYSCTL_FILE}")
+    if not to_raise:
+        report.unchanged.append("kernel settings")
+
+
+def init_host(
+    config_path: Path,
+    state_dir: Path,
+    *,
+    overrides: Mapping[str, object] | None = None,
+    install: bool = True,
+    progress: Progress = _quiet,
+) -> InitReport:
+    """Idempotent host bootstrap: validate everything first, then converge each component."""
+    started = time.monotonic()
+    report = InitReport()
+    config = resolve_config(config_path, overrides or {})
+    check_storage_device(config)
+
+    progress("checking Debian packages")
+    missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
+    if missing and not install:
+        raise HostFailure(
+            f"Missing Debian packages: {' '.join(missing)}; install them with "
+            f"'apt-get install {' '.join(missing)}' or run 'cloche host init' without --no-install."
+        )
+    if missing:
+        progress(f"installing {' '.join(missing)}")
+        packages.install_packages(missing)
+        report.changes.append(f"installed {' '.join(missing)}")
+    else:
+        report.unchanged.append("packages")
+
+    progress("applying kernel settings")
+    converge_kernel_settings(report)
+
+    progress("starting LXD")
+    how = lxd_daemon.start_lxd(state_dir)
+    if how == "already running":
+        report.unchanged.append("LXD daemon")
+    else:
+        report.changes.append(f"started LXD ({how})")
+
+    progress("converging LXD storage pool, bridge and profile")
+    lxd = Lxd(config.lxd.socket)
+    steps = observe_and_plan(lxd, config)
+    for step in steps:
+        if step.action == "keep":
+            report.unchanged.append(f"{step.kind} {step.name}")
+            continue
+        progress(f"{step.action} {step.kind} {step.name}")
+        _apply_step(lxd, step)
+        report.changes.append(f"{step.action}d {step.kind} {step.name}")
+
+    text = render_config_yaml(config)
+    if read_text_or_none(config_path) != text:
+        write_atomically(config_path, text)
+        report.changes.append(f"wrote {config_path}")
+    else:
+        report.unchanged.append(str(config_path))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _status_of(component: str, check: Callable[[], str]) -> ComponentStatus:
+    try:
+        return ComponentStatus(component, True, check())
+    except ClocheError as error:
+        return ComponentStatus(component, False, str(error))
+
+
+def host_status(
+    config_path: Path,
+    extra_checks: Mapping[str, Callable[[], str]] | None = None,
+) -> list[ComponentStatus]:
+    """One status per component; each failed one carries the fix in its detail."""
+    results: list[ComponentStatus] = []
+    try:
+        config = resolve_config(config_path, {})
+    except ClocheError as error:
+        return [ComponentStatus("config", False, str(error))]
+    exists = config_path.exists()
+    results.append(
+        ComponentStatus(
+            "config",
+            exists,
+            str(config_path) if exists else f"{config_path} missing; run 'cloche host init'.",
+        )
+    )
+
+    def check_packages() -> str:
+        missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
+        if missing:
+            raise HostFailure(f"missing {' '.join(missing)}; run 'cloche host init'.")
+        return f"{len(packages.REQUIRED_PACKAGES)} required packages installed"
+
+    def check_kernel() -> str:
+        low = sysctl_render.settings_to_raise(
+            sysctl.read_settings(sysctl_render.MINIMUM_KERNEL_SETTINGS)
+        )
+        if low:
+            raise HostFailure(
+                f"too low: {', '.join(sorted(low))} (the host cannot run many environments); "
+                "run 'cloche host init'."
+            )
+        return "inotify, keys, map count and neighbour table raised"
+
+    results.append(_status_of("packages", check_packages))
+    results.append(_status_of("kernel", check_kernel))
+
+    lxd: Lxd | None = None
+    try:
+        if not lxd_daemon.lxd_answers():
+            raise HostFailure("LXD does not answer; run 'cloche host init' to start it.")
+        lxd = Lxd(config.lxd.socket)
+        extra = "" if lxd_daemon.lxcfs_is_mounted() else " (lxcfs not mounted: limits not shown)"
+        results.append(ComponentStatus("lxd", True, f"LXD {lxd.server_version()}{extra}"))
+    except ClocheError as error:
+        results.append(ComponentStatus("lxd", False, str(error)))
+    if lxd is None:
+        for component in ("pool", "bridge", "profile"):
+            results.append(ComponentStatus(component, False, "unknown while LXD is down."))
+        return results + [
+            _status_of(name, check) for name, check in (extra_checks or {}).items()
+        ]
+
+    def check_object(step_kind: Kind) -> Callable[[], str]:
+        def check() -> str:
+            steps = {step.kind: step for step in observe_and_plan(lxd, config)}
+            step = steps[step_kind]
+            if step.action != "keep":
+                raise HostFailure(
+                    f"{step_kind} {step.name} needs to be {step.action}d; run 'cloche host init'."
+                )
+            return f"{step.name} as configured"
+
+        return check
+
+    results.append(_status_of("pool", check_object("storage pool")))
+    results.append(_status_of("bridge", check_object("network")))
+    results.append(_status_of("profile", check_object("profile")))
+    for name, check in (extra_checks or {}).items():
+        results.append(_status_of(name, check))
+    return results

@@ -1,0 +1,82 @@
+"""Starting LXD (and lxcfs): through systemd when it runs, else as background processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from cloche.host.files import write_atomically
+from cloche.host.run import run, start_background
+from cloche.model.errors import HostFailure
+
+LXCFS_DIR = Path("/var/lib/lxcfs")
+
+
+def systemd_is_running() -> bool:
+    """True when systemd is PID 1 (the sd_booted test)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def lxd_answers(timeout_seconds: int = 1) -> bool:
+    """True when the LXD daemon answers on its socket."""
+    return run(
+        ["lxd", "waitready", f"--timeout={timeout_seconds}"], check=False, timeout=30
+    ).ok
+
+
+def lxcfs_is_mounted() -> bool:
+    """True when lxcfs serves its /proc files (so limits show inside containers)."""
+    return (LXCFS_DIR / "proc" / "meminfo").exists()
+
+
+def _pid_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def _start_lxcfs(run_dir: Path, log_dir: Path) -> None:
+    if lxcfs_is_mounted():
+        return
+    pid_file = run_dir / "lxcfs.pid"
+    if not _pid_alive(pid_file):
+        LXCFS_DIR.mkdir(parents=True, exist_ok=True)
+        pid = start_background(["lxcfs", str(LXCFS_DIR)], log_path=str(log_dir / "lxcfs.log"))
+        write_atomically(pid_file, f"{pid}\n")
+    for _ in range(50):
+        if lxcfs_is_mounted():
+            return
+        time.sleep(0.1)
+
+
+def start_lxd(state_dir: Path, wait_seconds: int = 60) -> str:
+    """Make sure LXD runs and answers; return how ('already running', 'systemd', 'background')."""
+    if lxd_answers():
+        return "already running"
+    if systemd_is_running():
+        run(["systemctl", "enable", "--now", "lxcfs.service"], check=False)
+        run(["systemctl", "enable", "--now", "lxd.socket", "lxd.service"], timeout=120)
+        how = "systemd"
+    else:
+        run_dir, log_dir = state_dir / "run", state_dir / "log"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        _start_lxcfs(run_dir, log_dir)
+        pid_file = run_dir / "lxd.pid"
+        if not _pid_alive(pid_file):
+            pid = start_background(
+                ["lxd", "--group", "root", "--logfile", str(log_dir / "lxd.log")],
+                log_path=str(log_dir / "lxd.out"),
+                env=dict(os.environ),
+            )
+            write_atomically(pid_file, f"{pid}\n")
+        how = "background"
+    if not lxd_answers(wait_seconds):
+        raise HostFailure(
+            f"LXD did not answer within {wait_seconds} s; read {state_dir}/log/lxd.log "
+            "(or 'journalctl -u lxd') and run 'cloche host init' again."
+        )
+    return how

@@ -1,0 +1,224 @@
+"""The schema of /etc/cloche/config.yaml: typed, documented, and strict about unknown keys."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from cloche.model.errors import Invalid
+from cloche.model.units import format_size, parse_size
+
+CONFIG_PATH = "/etc/cloche/config.yaml"
+MINIMUM_POOL_BYTES = 2 * 1024**3
+
+_LXD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_INTERFACE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_RELEASE = re.compile(r"^[a-z]+$")
+
+
+def _check_lxd_name(value: str) -> str:
+    if not _LXD_NAME.match(value):
+        raise ValueError(
+            "must start with a lowercase letter and hold only lowercase letters, digits and '-'"
+        )
+    return value
+
+
+def _check_interface_name(value: str) -> str:
+    if not _INTERFACE_NAME.match(value):
+        raise ValueError(
+            "must be 1 to 15 characters: a lowercase letter, then lowercase letters, digits or '-'"
+        )
+    return value
+
+
+def _check_size(value: str) -> str:
+    try:
+        size = parse_size(value)
+    except Invalid as error:
+        raise ValueError(str(error)) from None
+    return format_size(size)
+
+
+def _check_subnet(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not an IPv4 network such as 10.120.0.0/16 ({error})"
+        ) from None
+    if not network.is_private or network.is_loopback or network.is_link_local:
+        raise ValueError(f"{value} is not a private range; use one inside 10.0.0.0/8")
+    if not 8 <= network.prefixlen <= 24:
+        raise ValueError(
+            f"/{network.prefixlen} is outside /8 to /24; a host of many environments needs "
+            "at least a /24"
+        )
+    return str(network)
+
+
+def _check_package(value: str) -> str:
+    if not _DEBIAN_PACKAGE.match(value):
+        raise ValueError(f"{value!r} is not a Debian package name")
+    return value
+
+
+LxdName = Annotated[str, AfterValidator(_check_lxd_name)]
+InterfaceName = Annotated[str, AfterValidator(_check_interface_name)]
+Size = Annotated[str, AfterValidator(_check_size)]
+Subnet = Annotated[str, AfterValidator(_check_subnet)]
+PackageName = Annotated[str, AfterValidator(_check_package)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LxdConfig(_Strict):
+    """How cloche reaches LXD (an Incus-compatible socket path may be given)."""
+
+    socket: str = Field(default="/var/lib/lxd/unix.socket", description="LXD's unix socket.")
+
+
+class StorageConfig(_Strict):
+    """The storage pool environments live on."""
+
+    pool: LxdName = Field(default="cloche", description="Name of the LXD storage pool.")
+    driver: Literal["btrfs", "zfs"] = Field(
+        default="btrfs", description="Copy-on-write driver for snapshots and clones."
+    )
+    source: Literal["loop", "device", "existing"] = Field(
+        default="loop",
+        description="loop: a file under LXD's directory; device: a block device or partition; "
+        "existing: a pool LXD already has, used as it is.",
+    )
+    size: Size = Field(default="20GiB", description="Size of the loop file (source: loop).")
+    device: str | None = Field(
+        default=None, description="Block device or partition (source: device), e.g. /dev/vdb."
+    )
+
+    @model_validator(mode="after")
+    def _source_fits(self) -> StorageConfig:
+        if self.source == "device":
+            if not self.device:
+                raise ValueError("source 'device' needs 'device', e.g. device: /dev/vdb")
+            if not self.device.startswith("/dev/"):
+                raise ValueError(f"device {self.device!r} must be a path under /dev/")
+        elif self.device is not None:
+            raise ValueError(f"'device' is only used with source 'device', not {self.source!r}")
+        if self.source == "loop" and parse_size(self.size) < MINIMUM_POOL_BYTES:
+            raise ValueError(f"size {self.size} is too small; a pool needs at least 2GiB")
+        return self
+
+
+class NetworkConfig(_Strict):
+    """The private NAT bridge environments are attached to."""
+
+    bridge: InterfaceName = Field(default="clochebr0", description="Name of the LXD bridge.")
+    subnet: Subnet = Field(
+        default="10.120.0.0/16",
+        description="Private IPv4 range of the bridge; the host takes its first address.",
+    )
+    ipv6: bool = Field(default=False, description="Give the bridge an IPv6 range too.")
+
+    @property
+    def gateway_cidr(self) -> str:
+        """The bridge's own address with prefix, e.g. 10.120.0.1/16."""
+        network = ipaddress.IPv4Network(self.subnet)
+        return f"{network.network_address + 1}/{network.prefixlen}"
+
+
+class ProfileConfig(_Strict):
+    """The hardened base profile every environment starts from."""
+
+    name: LxdName = Field(default="cloche", description="Name of the LXD profile.")
+    processes: int = Field(
+        default=512, ge=32, le=1_000_000, description="Default process limit per environment."
+    )
+
+
+class ImageConfig(_Strict):
+    """The base image cloche builds offline with debootstrap."""
+
+    release: Annotated[str, Field(pattern=_RELEASE.pattern)] = Field(
+        default="bookworm", description="Debian release to bootstrap."
+    )
+    mirror: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = Field(
+        default="http://deb.debian.org/debian", description="Debian mirror to bootstrap from."
+    )
+    packages: list[PackageName] = Field(
+        default_factory=list, description="Extra Debian packages in the image."
+    )
+
+
+class ClocheConfig(_Strict):
+    """The whole host configuration."""
+
+    version: Literal[1] = Field(default=1, description="Schema version of this file.")
+    lxd: LxdConfig = Field(default_factory=LxdConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+
+
+def _location(error_location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in error_location) or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = _location(tuple(error["loc"]))
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key; check its spelling against docs/config.md"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if error["type"] == "literal_error":
+        message = f"{error['input']!r} is not allowed; {message.lower()}"
+    return f"{location}: {message.rstrip('.')}"
+
+
+def parse_config(data: object, source: str = CONFIG_PATH) -> ClocheConfig:
+    """Validate already-loaded data as a config; raise Invalid naming the first bad path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Invalid(f"{source}: the file must hold a mapping of keys, not {type(data).__name__}.")
+    try:
+        return ClocheConfig.model_validate(data)
+    except ValidationError as error:
+        problems = [_describe(dict(item)) for item in error.errors()]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise Invalid(f"{source}: {problems[0]}{more}.") from None
+
+
+def load_config_text(text: str, source: str = CONFIG_PATH) -> ClocheConfig:
+    """Parse YAML text as a config; raise Invalid for bad YAML or bad values."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise Invalid(f"{source}: not valid YAML{where}; fix the syntax and retry.") from None
+    return parse_config(data, source)
+
+
+def with_overrides(config: ClocheConfig, overrides: dict[str, object]) -> ClocheConfig:
+    """Return config with dotted keys (e.g. 'storage.size') replaced, validated again."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    return parse_config(data, source="command-line options")

@@ -1,0 +1,151 @@
+"""The LXD boundary: a typed facade over pylxd, the only module that talks to LXD's API."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pylxd
+from pylxd import exceptions as lxd_errors
+
+from cloche.model.errors import HostFailure, NotFound
+
+
+@dataclass(frozen=True)
+class LxdObject:
+    """What cloche reads back of a pool, network or profile."""
+
+    name: str
+    description: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+    driver: str = ""
+    kind: str = ""
+    managed: bool = True
+
+
+def _failure(action: str, error: Exception) -> HostFailure:
+    return HostFailure(f"LXD refused to {action}: {error}")
+
+
+class Lxd:
+    """A connection to one LXD server over its unix socket."""
+
+    def __init__(self, socket_path: str, project: str | None = None) -> None:
+        if not os.path.exists(socket_path):
+            raise HostFailure(
+                f"LXD is not running (no socket at {socket_path}); run 'cloche host init'."
+            )
+        try:
+            self.client: Any = pylxd.Client(endpoint=socket_path, project=project)
+        except Exception as error:
+            raise HostFailure(
+                f"LXD does not answer on {socket_path} ({error}); run 'cloche host init'."
+            ) from error
+        self.socket_path = socket_path
+
+    def server_version(self) -> str:
+        """The LXD server's version string."""
+        return str(self.client.host_info["environment"]["server_version"])
+
+    # Storage pools -------------------------------------------------------------------------
+
+    def get_pool(self, name: str) -> LxdObject | None:
+        """The pool named name, or None."""
+        try:
+            pool = self.client.storage_pools.get(name)
+        except lxd_errors.NotFound:
+            return None
+        return LxdObject(
+            name=pool.name,
+            description=pool.description or "",
+            config=dict(pool.config),
+            driver=pool.driver,
+        )
+
+    def create_pool(self, request: dict[str, Any]) -> None:
+        """Create a storage pool from an LXD request body."""
+        try:
+            self.client.storage_pools.create(request)
+        except lxd_errors.LXDAPIException as error:
+            raise _failure(f"create storage pool {request['name']!r}", error) from error
+
+    # Networks ------------------------------------------------------------------------------
+
+    def get_network(self, name: str) -> LxdObject | None:
+        """The network named name, or None."""
+        try:
+            network = self.client.networks.get(name)
+        except lxd_errors.NotFound:
+            return None
+        return LxdObject(
+            name=network.name,
+            description=network.description or "",
+            config=dict(network.config),
+            kind=network.type,
+            managed=bool(network.managed),
+        )
+
+    def create_network(self, request: dict[str, Any]) -> None:
+        """Create a managed network from an LXD request body."""
+        body = dict(request)
+        try:
+            self.client.networks.create(
+                body.pop("name"),
+                description=body.get("description"),
+                type=body.get("type"),
+                config=body.get("config"),
+            )
+        except lxd_errors.LXDAPIException as error:
+            raise _failure(f"create network {request['name']!r}", error) from error
+
+    def update_network(self, request: dict[str, Any]) -> None:
+        """Replace a managed network's description and config."""
+        try:
+            network = self.client.networks.get(request["name"])
+            network.description = request.get("description", "")
+            network.config = request.get("config", {})
+            network.save(wait=True)
+        except lxd_errors.LXDAPIException as error:
+            raise _failure(f"update network {request['name']!r}", error) from error
+
+    # Profiles ------------------------------------------------------------------------------
+
+    def get_profile(self, name: str) -> LxdObject | None:
+        """The profile named name, or None."""
+        try:
+            profile = self.client.profiles.get(name)
+        except lxd_errors.NotFound:
+            return None
+        return LxdObject(
+            name=profile.name,
+            description=profile.description or "",
+            config=dict(profile.config),
+            devices={key: dict(value) for key, value in profile.devices.items()},
+        )
+
+    def create_profile(self, request: dict[str, Any]) -> None:
+        """Create a profile from an LXD request body."""
+        try:
+            self.client.profiles.create(
+                request["name"],
+                config=request.get("config", {}),
+                devices=request.get("devices", {}),
+                description=request.get("description"),
+            )
+        except lxd_errors.LXDAPIException as error:
+            raise _failure(f"create profile {request['name']!r}", error) from error
+
+    def update_profile(self, request: dict[str, Any]) -> None:
+        """Replace a profile's description, config and devices."""
+        try:
+            profile = self.client.profiles.get(request["name"])
+            profile.description = request.get("description", "")
+            profile.config = request.get("config", {})
+            profile.devices = request.get("devices", {})
+            profile.save(wait=True)
+        except lxd_errors.NotFound as error:
+            raise NotFound(f"LXD has no profile {request['name']!r}.") from error
+        except lxd_errors.LXDAPIException as error:
+            raise _failure(f"update profile {request['name']!r}", error) from error

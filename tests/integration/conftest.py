@@ -1,0 +1,38 @@
+"""Fixtures for tests against the real LXD: unique names, cleanup even on failure."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import unique_suffix
+
+
+def lxc(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real lxc client and return its output."""
+    return subprocess.run(
+        ["lxc", *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
+
+
+def delete_instance(name: str, project: str = "default") -> None:
+    """Delete an instance whatever state it is in; a missing one is fine."""
+    lxc("stop", name, "--project", project, "--timeout", "10", check=False, timeout=30)
+    lxc("delete", name, "--project", project, "--force", check=False, timeout=120)
+
+
+@pytest.fixture
+def instance_names() -> Iterator[list[str]]:
+    """A list tests append instance names to; every one is deleted afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        delete_instance(name)
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test run uses."""
+    return f"t-{unique_suffix()}"
