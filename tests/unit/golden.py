@@ -1,4 +1,4 @@
-"""Golden files: compare rendered text with a file under tests/unit/golden (UPDATE_GOLDEN=1 rewrites)."""
+"""Golden files: compare text with a file under tests/unit/golden; UPDATE_GOLDEN=1 rewrites."""
 
 from __future__ import annotations
 

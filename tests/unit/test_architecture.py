@@ -57,7 +57,9 @@ def test_imports_point_downward(path: Path) -> None:
 
 
 def test_every_layer_is_known() -> None:
-    layers = {path.name for path in SOURCE.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    layers = {
+        path.name for path in SOURCE.iterdir() if path.is_dir() and path.name != "__pycache__"
+    }
     assert layers <= set(ALLOWED), f"unknown layers {sorted(layers - set(ALLOWED))}"
 
 

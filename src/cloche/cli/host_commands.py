@@ -61,7 +61,7 @@ def init(
             STATE_DIR,
             overrides=overrides,
             install=not no_install,
-            progress=lambda message: status.update(message),
+            progress=status.update,
         )
     for change in report.changes:
         console.print(f"[green]changed[/]  {change}", highlight=False)
@@ -89,7 +89,9 @@ def status(
     results = host_core.host_status(path, extra_checks={"image": check_image})
     if as_json:
         console.print_json(
-            json.dumps([{"component": r.component, "ok": r.ok, "detail": r.detail} for r in results])
+            json.dumps(
+                [{"component": r.component, "ok": r.ok, "detail": r.detail} for r in results]
+            )
         )
     else:
         table = Table(show_header=False, box=None)

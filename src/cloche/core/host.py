@@ -233,9 +233,7 @@ def host_status(
     if lxd is None:
         for component in ("pool", "bridge", "profile"):
             results.append(ComponentStatus(component, False, "unknown while LXD is down."))
-        return results + [
-            _status_of(name, check) for name, check in (extra_checks or {}).items()
-        ]
+        return results + [_status_of(name, check) for name, check in (extra_checks or {}).items()]
 
     def check_object(step_kind: Kind) -> Callable[[], str]:
         def check() -> str:

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from cloche.host.files import write_atomically
-from cloche.host.run import run, start_background
+from cloche.host.run import run
+from cloche.host.services import running_pid, start_service
 from cloche.model.errors import HostFailure
 
 LXCFS_DIR = Path("/var/lib/lxcfs")
@@ -20,9 +20,7 @@ def systemd_is_running() -> bool:
 
 def lxd_answers(timeout_seconds: int = 1) -> bool:
     """True when the LXD daemon answers on its socket."""
-    return run(
-        ["lxd", "waitready", f"--timeout={timeout_seconds}"], check=False, timeout=30
-    ).ok
+    return run(["lxd", "waitready", f"--timeout={timeout_seconds}"], check=False, timeout=30).ok
 
 
 def lxcfs_is_mounted() -> bool:
@@ -30,22 +28,12 @@ def lxcfs_is_mounted() -> bool:
     return (LXCFS_DIR / "proc" / "meminfo").exists()
 
 
-def _pid_alive(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return False
-    return Path(f"/proc/{pid}").exists()
-
-
-def _start_lxcfs(run_dir: Path, log_dir: Path) -> None:
+def _start_lxcfs(state_dir: Path) -> None:
     if lxcfs_is_mounted():
         return
-    pid_file = run_dir / "lxcfs.pid"
-    if not _pid_alive(pid_file):
+    if running_pid(state_dir, "lxcfs") is None:
         LXCFS_DIR.mkdir(parents=True, exist_ok=True)
-        pid = start_background(["lxcfs", str(LXCFS_DIR)], log_path=str(log_dir / "lxcfs.log"))
-        write_atomically(pid_file, f"{pid}\n")
+        start_service(state_dir, "lxcfs", ["lxcfs", str(LXCFS_DIR)])
     for _ in range(50):
         if lxcfs_is_mounted():
             return
@@ -61,18 +49,14 @@ def start_lxd(state_dir: Path, wait_seconds: int = 60) -> str:
         run(["systemctl", "enable", "--now", "lxd.socket", "lxd.service"], timeout=120)
         how = "systemd"
     else:
-        run_dir, log_dir = state_dir / "run", state_dir / "log"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        _start_lxcfs(run_dir, log_dir)
-        pid_file = run_dir / "lxd.pid"
-        if not _pid_alive(pid_file):
-            pid = start_background(
-                ["lxd", "--group", "root", "--logfile", str(log_dir / "lxd.log")],
-                log_path=str(log_dir / "lxd.out"),
+        _start_lxcfs(state_dir)
+        if running_pid(state_dir, "lxd") is None:
+            start_service(
+                state_dir,
+                "lxd",
+                ["lxd", "--group", "root", "--logfile", str(state_dir / "log" / "lxd.log")],
                 env=dict(os.environ),
             )
-            write_atomically(pid_file, f"{pid}\n")
         how = "background"
     if not lxd_answers(wait_seconds):
         raise HostFailure(

@@ -34,8 +34,8 @@ BASE_PACKAGES: tuple[str, ...] = (
     "udev",
 )
 
-# wait-online never finishes without a carrier-less interface being ignored, and binfmt cannot
-# register formats in an unprivileged container; both leave the system 'degraded'.
+# wait-online fails when any link is slow to configure, and binfmt cannot register formats in an
+# unprivileged container; either one leaves the system 'degraded' instead of 'running'.
 MASKED_UNITS: tuple[str, ...] = ("systemd-networkd-wait-online.service", "systemd-binfmt.service")
 
 SSH_HOST_KEYS_UNIT = "cloche-ssh-host-keys.service"
@@ -49,7 +49,12 @@ ENABLED_UNITS: tuple[str, ...] = (
 # LXD writes this marker on copy and the first-boot unit then makes new host keys.
 NEW_IDENTITY_MARKER = "/etc/cloche/new-identity"
 
-RESOLV_CONF_TARGET = "../run/systemd/resolve/stub-resolv.conf"
+# Symlinks the recipe makes (path in the image to target): resolv.conf follows resolved's stub, and
+# D-Bus reads the per-instance machine-id instead of the one dbus generated during the bootstrap.
+ROOTFS_SYMLINKS: Mapping[str, str] = {
+    "/etc/resolv.conf": "../run/systemd/resolve/stub-resolv.conf",
+    "/var/lib/dbus/machine-id": "/etc/machine-id",
+}
 
 
 @dataclass(frozen=True)
@@ -119,10 +124,18 @@ Name=eth0
 
 [Network]
 DHCP=yes
-LinkLocalAddressing=ipv6
 
 [DHCPv4]
 UseDomains=true
+# The hostname is the instance name, written by LXD; an unprivileged container may not change it.
+UseHostname=false
+"""
+
+JOURNALD_FILE = """\
+[Journal]
+# The default cap is 10% of the file system, and each environment sees the whole shared pool:
+# hundreds of environments could each keep gigabytes of logs.
+SystemMaxUse=64M
 """
 
 RESOLVED_FILE = """\
@@ -176,11 +189,11 @@ MACHINE_ID_TEMPLATE = ""
 NEW_IDENTITY_TEMPLATE = "written by LXD when this environment was copied\n"
 
 
-def rootfs_files(release: str, mirror: str) -> tuple[RootfsFile, ...]:
-    """Every file the recipe writes into the bootstrapped rootfs."""
+def rootfs_files() -> tuple[RootfsFile, ...]:
+    """Every file the recipe writes into the bootstrapped and updated rootfs."""
     return (
-        RootfsFile("/etc/apt/sources.list", apt_sources(release, mirror)),
         RootfsFile("/etc/systemd/network/10-eth0.network", NETWORK_FILE),
+        RootfsFile("/etc/systemd/journald.conf.d/cloche.conf", JOURNALD_FILE),
         RootfsFile("/etc/systemd/resolved.conf.d/cloche.conf", RESOLVED_FILE),
         RootfsFile("/etc/ssh/sshd_config.d/cloche.conf", SSHD_FILE),
         RootfsFile(f"/etc/systemd/system/{SSH_HOST_KEYS_UNIT}", SSH_HOST_KEYS_SERVICE),
@@ -214,9 +227,7 @@ def template_files() -> Mapping[str, str]:
     return {template.template_name: template.text for template in METADATA_TEMPLATES}
 
 
-def metadata_yaml(
-    *, architecture: str, creation_date: int, release: str, cache_key: str
-) -> str:
+def metadata_yaml(*, architecture: str, creation_date: int, release: str, cache_key: str) -> str:
     """The image's metadata.yaml (architecture as LXD names it, e.g. x86_64)."""
     document = {
         "architecture": architecture,

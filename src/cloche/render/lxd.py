@@ -63,9 +63,7 @@ def network_request(network: NetworkConfig) -> dict[str, Any]:
     }
 
 
-def profile_request(
-    profile: ProfileConfig, pool_name: str, bridge_name: str
-) -> dict[str, Any]:
+def profile_request(profile: ProfileConfig, pool_name: str, bridge_name: str) -> dict[str, Any]:
     """The hardened base profile: unprivileged, own uid range, process limit, no nesting."""
     return {
         "name": profile.name,

@@ -1,0 +1,30 @@
+"""How errors travel over the API: the class name and the sentence, both ways."""
+
+from __future__ import annotations
+
+from cloche.model.errors import (
+    ClocheError,
+    Conflict,
+    HostFailure,
+    Invalid,
+    NotFound,
+    QuotaExceeded,
+)
+
+ERROR_CLASSES: dict[str, type[ClocheError]] = {
+    cls.__name__: cls for cls in (Invalid, NotFound, Conflict, QuotaExceeded, HostFailure)
+}
+
+
+def error_body(error: ClocheError) -> dict[str, str]:
+    """The JSON body the API sends for an error."""
+    kind = type(error).__name__ if type(error).__name__ in ERROR_CLASSES else "HostFailure"
+    return {"error": kind, "message": str(error)}
+
+
+def error_from_body(status: int, body: object) -> ClocheError:
+    """Rebuild the error the daemon raised from its status and JSON body."""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        cls = ERROR_CLASSES.get(str(body.get("error")), HostFailure)
+        return cls(body["message"])
+    return HostFailure(f"The cloche daemon answered {status} without an explanation; see its log.")

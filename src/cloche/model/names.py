@@ -1,0 +1,50 @@
+"""Name rules for users and environments, stated so that a refusal can quote them."""
+
+from __future__ import annotations
+
+import re
+
+from cloche.model.errors import Invalid
+
+USER_RULE = "1 to 30 characters: a lowercase letter, then lowercase letters, digits or '-'"
+ENV_RULE = (
+    "1 to 40 characters: a lowercase letter, then lowercase letters, digits or '-', "
+    "not ending in '-'"
+)
+_USER = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+_ENV = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+
+# Names that would clash with accounts on the host or inside every environment.
+RESERVED_USERS = frozenset(
+    {"root", "admin", "cloche", "daemon", "bin", "sys", "sync", "nobody", "sshd", "lxd", "www-data"}
+)
+RESERVED_ENVS = frozenset({"tmpl", "template"})
+
+
+def check_user_name(name: str) -> str:
+    """Return name if it is a valid user name; raise Invalid stating the rule otherwise."""
+    if not _USER.match(name):
+        raise Invalid(f"User name {name!r} is not valid; use {USER_RULE}.")
+    if name in RESERVED_USERS:
+        raise Invalid(f"User name {name!r} is reserved; choose another name.")
+    return name
+
+
+def check_environment_name(name: str) -> str:
+    """Return name if it is a valid environment name; raise Invalid stating the rule otherwise."""
+    if not _ENV.match(name):
+        raise Invalid(f"Environment name {name!r} is not valid; use {ENV_RULE}.")
+    if name in RESERVED_ENVS or name.startswith("tmpl-"):
+        raise Invalid(f"Environment name {name!r} is reserved for cloche; choose another name.")
+    return name
+
+
+def parse_address(address: str, default_user: str | None = None) -> tuple[str, str]:
+    """Split 'user/env' (or 'env' with a default user) into checked names."""
+    if "/" in address:
+        user, _, env = address.partition("/")
+    elif default_user is not None:
+        user, env = default_user, address
+    else:
+        raise Invalid(f"{address!r} does not say whose environment it is; write USER/NAME.")
+    return check_user_name(user), check_environment_name(env)

@@ -1,0 +1,114 @@
+"""Name rules, SSH public key checks and quota arithmetic."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cloche.model.errors import Invalid, QuotaExceeded
+from cloche.model.names import check_environment_name, check_user_name, parse_address
+from cloche.model.quota import Quota, Usage, check_fits
+from cloche.model.sshkeys import parse_public_key
+
+DATA = Path(__file__).parent / "data"
+GIB = 1024**3
+
+
+@pytest.mark.parametrize("name", ["a", "alice", "dev-1", "x" * 40, "a1-b2"])
+def test_valid_environment_names(name: str) -> None:
+    assert check_environment_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Web", "is not valid"),
+        ("", "is not valid"),
+        ("x" * 41, "is not valid"),
+        ("../x", "is not valid"),
+        ("a;rm -rf /", "is not valid"),
+        ("a$(id)", "is not valid"),
+        ("a b", "is not valid"),
+        ("1abc", "is not valid"),
+        ("abc-", "is not valid"),
+        ("tmpl-base", "reserved"),
+    ],
+)
+def test_invalid_environment_names_state_the_rule(name: str, reason: str) -> None:
+    with pytest.raises(Invalid, match=reason) as caught:
+        check_environment_name(name)
+    if reason == "is not valid":
+        assert "1 to 40 characters: a lowercase letter" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["Alice", "root", "a" * 31, "bob/x", "-x"])
+def test_invalid_user_names(name: str) -> None:
+    with pytest.raises(Invalid):
+        check_user_name(name)
+
+
+def test_addresses() -> None:
+    assert parse_address("alice/web") == ("alice", "web")
+    assert parse_address("web", default_user="bob") == ("bob", "web")
+    with pytest.raises(Invalid, match="write USER/NAME"):
+        parse_address("web")
+    with pytest.raises(Invalid, match="Environment name '../x'"):
+        parse_address("alice/../x")
+
+
+@pytest.mark.parametrize("file", ["ed25519.pub", "ecdsa.pub", "rsa3072.pub"])
+def test_good_keys_and_their_fingerprints_match_ssh_keygen(file: str) -> None:
+    text = (DATA / file).read_text()
+    key = parse_public_key(text)
+    listed = subprocess.run(
+        ["ssh-keygen", "-lf", str(DATA / file)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert key.fingerprint == listed
+    assert key.line.split()[:2] == text.split()[:2]
+
+
+def test_weak_and_wrong_keys_are_refused_clearly() -> None:
+    with pytest.raises(Invalid, match="1024 bits, under the minimum of 2048"):
+        parse_public_key((DATA / "rsa1024.pub").read_text())
+    with pytest.raises(Invalid, match="DSA keys are too weak"):
+        parse_public_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP== old@host")
+    with pytest.raises(Invalid, match="This is a private key"):
+        parse_public_key("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
+    with pytest.raises(Invalid, match="not an OpenSSH public key"):
+        parse_public_key("hello")
+    with pytest.raises(Invalid, match="corrupt"):
+        parse_public_key("ssh-ed25519 AAAA!!notbase64")
+    with pytest.raises(Invalid, match="holds another key type"):
+        ed25519_blob = (DATA / "ed25519.pub").read_text().split()[1]
+        parse_public_key(f"ssh-rsa {ed25519_blob}")
+    with pytest.raises(Invalid, match="empty"):
+        parse_public_key("  \n")
+
+
+QUOTA = Quota(max_envs=2, cpu=4, memory_bytes=8 * GIB, disk_bytes=40 * GIB)
+SMALL = Usage(cpu=1, memory_bytes=1 * GIB, disk_bytes=10 * GIB)
+
+
+def test_quota_allows_what_fits() -> None:
+    check_fits("alice", QUOTA, [SMALL], SMALL, new=True)
+    check_fits("alice", QUOTA, [SMALL], Usage(3, 7 * GIB, 30 * GIB), new=False)
+
+
+def test_quota_counts_environments() -> None:
+    with pytest.raises(QuotaExceeded, match="already has 2 of 2 allowed environments"):
+        check_fits("alice", QUOTA, [SMALL, SMALL], SMALL, new=True)
+
+
+@pytest.mark.parametrize(
+    ("requested", "message"),
+    [
+        (Usage(4, GIB, GIB), r"5 CPUs in all, over the quota of 4"),
+        (Usage(1, 8 * GIB, GIB), r"9GiB memory in all, over the quota of 8GiB"),
+        (Usage(1, GIB, 31 * GIB), r"41GiB disk in all, over the quota of 40GiB"),
+    ],
+)
+def test_quota_names_the_limit(requested: Usage, message: str) -> None:
+    with pytest.raises(QuotaExceeded, match=message):
+        check_fits("alice", QUOTA, [SMALL], requested, new=True)
