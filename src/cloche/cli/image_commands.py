@@ -7,6 +7,8 @@ import time
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from cloche.cli.common import STATE_DIR, console, handle_errors, load_host_config
@@ -23,7 +25,7 @@ def _split_packages(text: str) -> list[str]:
 
 
 def _format_size(size_bytes: int) -> str:
-    return f"{size_bytes / 1024**2:.1f} MiB"
+    return f"{size_bytes / 1024**2:.0f} MiB"
 
 
 @image_app.command("build")
@@ -44,7 +46,11 @@ def build(
     with console.status("checking the image cache") as status:
 
         def progress(message: str) -> None:
-            console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False)
+            console.print(
+                f"[dim]{time.monotonic() - started:6.1f}s[/] {escape(message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
             status.update(message)
 
         result = images.build_image(
@@ -64,6 +70,7 @@ def build(
         f"[bold green]{result.alias}[/] fingerprint {result.fingerprint[:12]} "
         f"key {result.cache_key}: {how} in {result.seconds:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -93,16 +100,15 @@ def list_(
             )
         )
         return
-    table = Table()
-    for column in ("alias", "fingerprint", "size", "created", "release", "cloche key"):
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    for column in ("alias", "fingerprint", "size", "created", "cloche key"):
         table.add_column(column, no_wrap=True)
     for image in found:
         table.add_row(
             ", ".join(image.aliases) or "-",
             image.short_fingerprint,
             _format_size(image.size_bytes),
-            image.created_at[:19].replace("T", " "),
-            image.properties.get("release", ""),
+            image.created_at[:16].replace("T", " "),
             image.cache_key or "-",
         )
     if not found:

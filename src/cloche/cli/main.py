@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from cloche import __version__
+from cloche.cli.api_commands import audit_app, register_environment_commands, user_app
 from cloche.cli.host_commands import host_app
 from cloche.cli.image_commands import image_app
+from cloche.cli.serve_command import serve
 
 app = typer.Typer(
     help="cloche: isolated, persistent Linux environments on one host.",
@@ -14,6 +16,10 @@ app = typer.Typer(
 )
 app.add_typer(host_app, name="host")
 app.add_typer(image_app, name="image")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.command("serve")(serve)
+register_environment_commands(app)
 
 
 @app.command("version")

@@ -12,8 +12,9 @@ import httpx
 
 from cloche.model.errors import HostFailure
 from cloche.model.errors_wire import error_from_body
+from cloche.model.paths import DAEMON_SOCKET
 
-DEFAULT_SOCKET = "/run/cloche/cloche.sock"
+DEFAULT_SOCKET = DAEMON_SOCKET
 
 
 def default_socket() -> str:

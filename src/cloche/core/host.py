@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloche.core.daemon_service import daemon_health, ensure_daemon
 from cloche.host import lxd_daemon, packages, sysctl
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
@@ -122,6 +123,7 @@ def init_host(
     *,
     overrides: Mapping[str, object] | None = None,
     install: bool = True,
+    start_daemon: bool = True,
     progress: Progress = _quiet,
 ) -> InitReport:
     """Idempotent host bootstrap: validate everything first, then converge each component."""
@@ -171,6 +173,14 @@ def init_host(
         report.changes.append(f"wrote {config_path}")
     else:
         report.unchanged.append(str(config_path))
+
+    if start_daemon:
+        progress("starting the cloche daemon")
+        daemon = ensure_daemon(state_dir)
+        if daemon == "kept":
+            report.unchanged.append("cloche daemon")
+        else:
+            report.changes.append(f"cloche daemon {daemon}")
     report.seconds = time.monotonic() - started
     return report
 
@@ -247,6 +257,13 @@ def host_status(
 
         return check
 
+    def check_daemon() -> str:
+        health = daemon_health()
+        if health is None:
+            raise HostFailure("the cloche daemon does not answer; run 'cloche host init'.")
+        return f"cloche {health.get('version')} answers on its socket"
+
+    results.append(_status_of("daemon", check_daemon))
     results.append(_status_of("pool", check_object("storage pool")))
     results.append(_status_of("bridge", check_object("network")))
     results.append(_status_of("profile", check_object("profile")))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import platform
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +123,38 @@ def _mount_points_under(path: Path) -> list[str]:
     return points
 
 
+def _processes_using(path: Path) -> list[int]:
+    prefix = str(path.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            places = [os.readlink(entry / "root"), os.readlink(entry / "cwd")]
+        except OSError:
+            continue
+        if any(text == prefix or text.startswith(prefix + "/") for text in arguments + places):
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_processes_using(path: Path) -> None:
+    # A build killed mid-way leaves debootstrap's children (dpkg in a chroot, wget) running and
+    # writing into its directory; they must be gone before the directory is deleted.
+    for _ in range(10):
+        pids = _processes_using(path)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    raise HostFailure(f"Processes still use {path}; stop them and delete it by hand.")
+
+
 def _remove_build_directory(path: Path) -> None:
+    _stop_processes_using(path)
     # debootstrap mounts /proc, /sys (and may bind /dev) inside the target; deleting through a
     # mount left by a killed build would delete the host's own files, so unmount first.
     for point in sorted(_mount_points_under(path), key=len, reverse=True):

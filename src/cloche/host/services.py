@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -59,3 +60,19 @@ def stop_service(state_dir: Path, name: str, timeout_seconds: float = 15.0) -> b
     with contextlib.suppress(FileNotFoundError):
         pid_file(state_dir, name).unlink()
     return True
+
+
+def http_get_over_unix_socket(socket_path: str, path: str, timeout: float = 2.0) -> bytes | None:
+    """GET path from an HTTP server on a unix socket; the body on 200, else None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(socket_path)
+            connection.sendall(f"GET {path} HTTP/1.0\r\nHost: cloche\r\n\r\n".encode())
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+    except OSError:
+        return None
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return body if head.split(b" ", 2)[1:2] == [b"200"] else None

@@ -48,3 +48,11 @@ def parse_address(address: str, default_user: str | None = None) -> tuple[str, s
     else:
         raise Invalid(f"{address!r} does not say whose environment it is; write USER/NAME.")
     return check_user_name(user), check_environment_name(env)
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """Split 'user/env' without judging the names (the daemon checks and audits them)."""
+    user, slash, env = address.partition("/")
+    if not slash:
+        raise Invalid(f"{address!r} does not say whose environment it is; write USER/NAME.")
+    return user, env

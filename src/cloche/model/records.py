@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
 
 from cloche.model.errors import Invalid
+from cloche.model.names import check_environment_name, check_user_name
 
 Role = Literal["admin", "member"]
 Profile = Literal["standard", "docker", "strict"]
@@ -20,22 +20,6 @@ PROFILES: tuple[str, ...] = get_args(Profile)
 ENVIRONMENT_STATUSES: tuple[str, ...] = get_args(EnvironmentStatus)
 OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 FINISHED_OPERATION_STATUSES: tuple[str, ...] = ("succeeded", "failed")
-
-# A user name becomes a host account name (at most 32 characters) and part of an LXD project
-# name; an environment name becomes an LXD instance name and a hostname label (at most 63).
-_NAME_LENGTHS = {"user": 31, "environment": 63}
-_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
-
-
-def check_name(kind: Literal["user", "environment"], value: str) -> str:
-    """Return value when it is a valid user or environment name; raise Invalid otherwise."""
-    longest = _NAME_LENGTHS[kind]
-    if not isinstance(value, str) or not _NAME.match(value) or len(value) > longest:
-        raise Invalid(
-            f"{value!r} is not a valid {kind} name; use 1 to {longest} lowercase letters, digits "
-            "or '-', starting with a letter and not ending with '-'."
-        )
-    return value
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
@@ -72,7 +56,7 @@ class UserRecord:
     created_at: datetime
 
     def __post_init__(self) -> None:
-        check_name("user", self.name)
+        check_user_name(self.name)
         _check_choice("role", self.role, ROLES)
         _check_positive("max_envs", self.max_envs, allow_zero=True)
         _check_positive("cpu", self.cpu)
@@ -100,11 +84,13 @@ class SshKeyRecord:
     added_at: datetime
 
     def __post_init__(self) -> None:
-        check_name("user", self.user)
+        check_user_name(self.user)
         if not self.fingerprint.strip():
             raise Invalid("The SSH key has an empty fingerprint; compute it from the public key.")
         if not self.public_key.strip() or "\n" in self.public_key.strip():
-            raise Invalid("The SSH public key must be one non-empty line such as 'ssh-ed25519 AAAA'.")
+            raise Invalid(
+                "The SSH public key must be one non-empty line such as 'ssh-ed25519 AAAA'."
+            )
         _check_aware("added_at", self.added_at)
 
 
@@ -129,8 +115,8 @@ class EnvironmentRecord:
     host_keys: Mapping[str, str] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
-        check_name("user", self.user)
-        check_name("environment", self.name)
+        check_user_name(self.user)
+        check_environment_name(self.name)
         if not self.image.strip():
             raise Invalid(f"Environment {self.user}/{self.name} has no image; name one.")
         _check_choice("profile", self.profile, PROFILES)

@@ -1,0 +1,416 @@
+"""CLI commands that talk to the daemon: users, environments, audit (never importing core)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cloche.cli.common import console, error_console, handle_errors
+from cloche.client.http import ApiClient
+from cloche.model.errors import Invalid
+from cloche.model.names import split_address
+
+user_app = typer.Typer(help="Users (tenants): accounts, keys and quotas.", no_args_is_help=True)
+key_app = typer.Typer(help="A user's SSH public keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+user_app.add_typer(key_app, name="key")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Return the operation id at once instead of waiting.")
+]
+
+
+def _client() -> ApiClient:
+    return ApiClient()
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise Invalid(
+            f"Cannot read the key file {path}: {error.strerror}; give a .pub file."
+        ) from None
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Invalid(f"{question} needs confirmation; add --yes when there is no terminal.")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(code=1)
+
+
+def _run_operation(client: ApiClient, answer: dict[str, str], no_wait: bool, done: str) -> None:
+    operation_id = answer["operation"]
+    if no_wait:
+        typer.echo(operation_id)
+        return
+    started = time.monotonic()
+    with console.status(f"operation {operation_id}") as status:
+        client.wait(operation_id, on_progress=status.update)
+    console.print(f"{done} ({time.monotonic() - started:.1f} s)", highlight=False)
+
+
+# Users ---------------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+@handle_errors
+def user_add(
+    name: str,
+    ssh_key: Annotated[list[Path], typer.Option("--ssh-key", help="A public key file (.pub).")],
+    role: Annotated[str, typer.Option(help="admin or member.")] = "member",
+    max_envs: Annotated[int | None, typer.Option(help="Most environments.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="CPUs in all.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory in all, e.g. 8GiB.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk in all, e.g. 50GiB.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a user: a tenant with their own LXD project, uid range and quotas."""
+    body: dict[str, Any] = {
+        "name": name,
+        "ssh_keys": [_read_key(path) for path in ssh_key],
+        "role": role,
+    }
+    for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk)):
+        if value is not None:
+            body[key] = value
+    with _client() as client:
+        user = client.post("/v1/users", json=body)
+    if as_json:
+        _print_json(user)
+    else:
+        console.print(
+            f"added user {user['name']} (uid range {user['uid_base']}+{user['uid_size']})"
+        )
+
+
+@user_app.command("list")
+@handle_errors
+def user_list(as_json: JsonOption = False) -> None:
+    """List users with their quotas and usage."""
+    with _client() as client:
+        listed = client.get("/v1/users")
+    if as_json:
+        _print_json(listed)
+        return
+    table = Table("name", "role", "envs", "cpu", "memory", "disk", "keys")
+    for user in listed:
+        table.add_row(
+            user["name"],
+            user["role"],
+            f"{user['environments']}/{user['max_envs']}",
+            str(user["cpu"]),
+            user["memory"],
+            user["disk"],
+            str(user["keys"]),
+        )
+    console.print(table)
+
+
+@user_app.command("show")
+@handle_errors
+def user_show(name: str, as_json: JsonOption = False) -> None:
+    """Show one user: quotas, keys and environments."""
+    with _client() as client:
+        user = client.get(f"/v1/users/{name}")
+    if as_json:
+        _print_json(user)
+        return
+    for key in ("name", "role", "max_envs", "cpu", "memory", "disk", "uid_base", "uid_size"):
+        console.print(f"{key:10} {user[key]}", highlight=False)
+    for key in user["ssh_keys"]:
+        console.print(f"key        {key['fingerprint']} {key['comment']}", highlight=False)
+    for env in user["environment_names"]:
+        console.print(f"env        {name}/{env}", highlight=False)
+
+
+@user_app.command("set")
+@handle_errors
+def user_set(
+    name: str,
+    max_envs: Annotated[int | None, typer.Option(help="Most environments.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="CPUs in all.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory in all.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk in all.")] = None,
+) -> None:
+    """Change a user's quotas."""
+    changes = {
+        key: value
+        for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk))
+        if value is not None
+    }
+    with _client() as client:
+        client.patch(f"/v1/users/{name}", json=changes)
+    console.print(f"updated quotas of {name}")
+
+
+@user_app.command("rm")
+@handle_errors
+def user_rm(
+    name: str,
+    purge: Annotated[bool, typer.Option(help="Also delete the user's environments.")] = False,
+    yes: YesOption = False,
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Remove a user (refused while they have environments, unless --purge)."""
+    _confirm(f"Remove user {name}{' and all their environments' if purge else ''}?", yes)
+    with _client() as client:
+        answer = client.delete(f"/v1/users/{name}", params={"purge": purge})
+        _run_operation(client, answer, no_wait, f"removed user {name}")
+
+
+@key_app.command("add")
+@handle_errors
+def key_add(name: str, key_file: Path) -> None:
+    """Add a public key to a user (it reaches every environment of theirs)."""
+    with _client() as client:
+        key = client.post(f"/v1/users/{name}/keys", json={"public_key": _read_key(key_file)})
+    console.print(f"added key {key['fingerprint']} to {name}", highlight=False)
+
+
+@key_app.command("rm")
+@handle_errors
+def key_rm(name: str, fingerprint: str) -> None:
+    """Remove a public key (by its SHA256 fingerprint) from a user."""
+    with _client() as client:
+        client.delete(f"/v1/users/{name}/keys/{fingerprint}")
+    console.print(f"removed key {fingerprint} from {name}", highlight=False)
+
+
+# Environments --------------------------------------------------------------------------------
+
+
+def _path(address: str) -> str:
+    user, env = split_address(address)
+    return f"/v1/environments/{quote(user, safe='')}/{quote(env, safe='')}"
+
+
+@handle_errors
+def create(
+    address: Annotated[str, typer.Argument(help="USER/NAME")],
+    image: Annotated[str | None, typer.Option(help="Image alias.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="CPUs.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory, e.g. 2GiB.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk, e.g. 20GiB.")] = None,
+    processes: Annotated[int | None, typer.Option(help="Process limit.")] = None,
+    profile: Annotated[str, typer.Option(help="standard, docker or strict.")] = "standard",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Create an environment and wait until it runs."""
+    user, name = split_address(address)
+    body: dict[str, Any] = {"user": user, "name": name, "profile": profile}
+    for key, value in (
+        ("image", image),
+        ("cpu", cpu),
+        ("memory", memory),
+        ("disk", disk),
+        ("processes", processes),
+    ):
+        if value is not None:
+            body[key] = value
+    with _client() as client:
+        answer = client.post("/v1/environments", json=body)
+        _run_operation(client, answer, no_wait, f"created {user}/{name}")
+
+
+@handle_errors
+def list_(
+    user: Annotated[str | None, typer.Option(help="Only this user's.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List environments."""
+    with _client() as client:
+        listed = client.get("/v1/environments", params={"user": user} if user else None)
+    if as_json:
+        _print_json(listed)
+        return
+    table = Table("environment", "state", "address", "profile", "cpu", "memory", "disk")
+    for env in listed:
+        table.add_row(
+            f"{env['user']}/{env['name']}",
+            env["state"],
+            env.get("address") or "",
+            env["profile"],
+            str(env["limits"]["cpu"]),
+            env["limits"]["memory"],
+            env["limits"]["disk"],
+        )
+    console.print(table)
+
+
+@handle_errors
+def info(address: str, as_json: JsonOption = False) -> None:
+    """Show one environment: state, address, image, profile, limits."""
+    with _client() as client:
+        env = client.get(_path(address))
+    if as_json:
+        _print_json(env)
+        return
+    for key in ("user", "name", "state", "status", "address", "image", "profile"):
+        console.print(f"{key:9} {env.get(key) or ''}", highlight=False)
+    limits = env["limits"]
+    console.print(
+        f"limits    cpu {limits['cpu']}, memory {limits['memory']}, disk {limits['disk']}, "
+        f"processes {limits['processes']}",
+        highlight=False,
+    )
+
+
+def _action(verb: str, past: str) -> Callable[..., None]:
+    @handle_errors
+    def command(address: str, no_wait: NoWaitOption = False) -> None:
+        with _client() as client:
+            answer = client.post(f"{_path(address)}/{verb}")
+            _run_operation(client, answer, no_wait, f"{past} {address}")
+
+    command.__doc__ = f"{verb.capitalize()} an environment."
+    return command
+
+
+@handle_errors
+def remove(address: str, yes: YesOption = False, no_wait: NoWaitOption = False) -> None:
+    """Delete an environment and everything in it."""
+    path = _path(address)
+    _confirm(f"Delete environment {address} and everything in it?", yes)
+    with _client() as client:
+        answer = client.delete(path)
+        _run_operation(client, answer, no_wait, f"removed {address}")
+
+
+@handle_errors
+def resize(
+    address: str,
+    cpu: Annotated[int | None, typer.Option(help="CPUs.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk.")] = None,
+    processes: Annotated[int | None, typer.Option(help="Process limit.")] = None,
+) -> None:
+    """Change an environment's limits (live where LXD allows)."""
+    changes = {
+        key: value
+        for key, value in (
+            ("cpu", cpu),
+            ("memory", memory),
+            ("disk", disk),
+            ("processes", processes),
+        )
+        if value is not None
+    }
+    with _client() as client:
+        env = client.patch(_path(address), json=changes)
+    limits = env["limits"]
+    console.print(
+        f"resized {address}: cpu {limits['cpu']}, memory {limits['memory']}, "
+        f"disk {limits['disk']}, processes {limits['processes']}",
+        highlight=False,
+    )
+
+
+@handle_errors
+def exec_(
+    address: str,
+    command: Annotated[list[str], typer.Argument(help="The command, after --.")],
+    root: Annotated[bool, typer.Option("--root", help="Run as root.")] = False,
+) -> None:
+    """Run a command in an environment (as its user); stdin, output and exit status pass."""
+    stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+    with _client() as client:
+        result = client.post(
+            f"{_path(address)}/exec",
+            json={
+                "command": command,
+                "stdin_base64": base64.b64encode(stdin).decode(),
+                "root": root,
+            },
+        )
+    sys.stdout.buffer.write(base64.b64decode(result["stdout_base64"]))
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(base64.b64decode(result["stderr_base64"]))
+    sys.stderr.buffer.flush()
+    raise typer.Exit(code=int(result["exit_code"]))
+
+
+def register_environment_commands(app: typer.Typer) -> None:
+    """Add the environment commands to the top-level app (cloche create, cloche list, ...)."""
+    app.command("create")(create)
+    app.command("list")(list_)
+    app.command("info")(info)
+    app.command("start")(_action("start", "started"))
+    app.command("stop")(_action("stop", "stopped"))
+    app.command("restart")(_action("restart", "restarted"))
+    app.command("rm")(remove)
+    app.command("resize")(resize)
+    app.command(
+        "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(exec_)
+
+
+# Audit ---------------------------------------------------------------------------------------
+
+
+def _show_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(event, sort_keys=True))
+        return
+    console.print(
+        f"{event['time']}  {event['actor']:10} {event['action']} {event['target']} "
+        f"[{'green' if event['outcome'] == 'succeeded' else 'red'}]{event['outcome']}[/]",
+        highlight=False,
+    )
+
+
+@audit_app.command("tail")
+@handle_errors
+def audit_tail(
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many events.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the last audit events (and follow new ones)."""
+    with _client() as client:
+        events = client.get("/v1/audit", params={"limit": lines})
+        for event in events:
+            _show_event(event, as_json)
+        seen = events[-1]["seq"] if events else 0
+        while follow:
+            time.sleep(1)
+            for event in client.get("/v1/audit", params={"limit": 200}):
+                if event["seq"] > seen:
+                    _show_event(event, as_json)
+                    seen = event["seq"]
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify() -> None:
+    """Check the audit log's hash chain; name the first line that was edited, removed or moved."""
+    with _client() as client:
+        result = client.get("/v1/audit/verify")
+    if result["ok"]:
+        console.print(f"audit log intact: {result['count']} events, hash chain verified")
+        return
+    error_console.print(
+        f"[bold red]audit log tampered:[/] line {result['first_bad_line']}: {result['reason']}",
+        highlight=False,
+    )
+    raise typer.Exit(code=1)

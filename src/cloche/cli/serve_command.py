@@ -1,0 +1,34 @@
+"""'cloche serve': the daemon, the only writer, serving the API on a unix socket."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloche.cli.common import STATE_DIR, handle_errors, load_host_config
+from cloche.model.paths import DAEMON_SOCKET
+
+
+@handle_errors
+def serve(
+    socket: Annotated[Path, typer.Option(help="Unix socket to serve the API on.")] = Path(
+        DAEMON_SOCKET
+    ),
+) -> None:
+    """Run the cloche daemon in the foreground."""
+    # Imported here so that every other command starts without loading the web stack.
+    import uvicorn
+
+    from cloche.api.app import create_app
+    from cloche.core.context import open_context
+    from cloche.core.daemon_service import prepare_socket_directory
+    from cloche.core.reconcile import start_reconciler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    context = open_context(load_host_config(), STATE_DIR)
+    start_reconciler(context)
+    prepare_socket_directory(socket)
+    uvicorn.run(create_app(context), uds=str(socket), log_level="warning", access_log=False)

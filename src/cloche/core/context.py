@@ -1,0 +1,78 @@
+"""Everything a running daemon's use cases share: config, state, audit, LXD, operations."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloche.core.operations import OperationRunner
+from cloche.model.audit import AuditEvent, JsonValue
+from cloche.model.config import ClocheConfig
+from cloche.runtime.lxd import Lxd
+from cloche.store.audit import AuditLog
+from cloche.store.database import Database
+
+
+@dataclass
+class Context:
+    """The daemon's shared state; one per process."""
+
+    config: ClocheConfig
+    state_dir: Path
+    database: Database
+    audit: AuditLog
+    operations: OperationRunner
+    _locks: defaultdict[str, threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock)
+    )
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lxd(self, project: str | None = None) -> Lxd:
+        """A connection to LXD, in a project when given."""
+        return Lxd(self.config.lxd.socket, project=project)
+
+    @contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        """Serialise work on one target (a user's template, an environment)."""
+        with self._locks_guard:
+            lock = self._locks[key]
+        with lock:
+            yield
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        *,
+        succeeded: bool = True,
+        details: Mapping[str, JsonValue] | None = None,
+    ) -> None:
+        """Append one audit event (action in past tense)."""
+        self.audit.append(
+            AuditEvent(
+                actor=actor,
+                action=action,
+                target=target,
+                outcome="succeeded" if succeeded else "failed",
+                details=dict(details or {}),
+            )
+        )
+
+
+def open_context(config: ClocheConfig, state_dir: Path) -> Context:
+    """Open the database (migrating it) and the audit log under state_dir."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database = Database(state_dir / "cloche.db")
+    database.migrate()
+    return Context(
+        config=config,
+        state_dir=state_dir,
+        database=database,
+        audit=AuditLog(state_dir / "audit.log"),
+        operations=OperationRunner(database),
+    )

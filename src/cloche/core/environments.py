@@ -1,0 +1,351 @@
+"""Use cases for environments: create (as a copy of the user's template), act, resize, exec, rm."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from cloche.core.audited import audited
+from cloche.core.context import Context
+from cloche.model.audit import JsonValue
+from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
+from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.limits import Limits
+from cloche.model.names import check_environment_name, check_user_name
+from cloche.model.quota import Quota, Usage, check_fits
+from cloche.model.records import EnvironmentRecord, UserRecord
+from cloche.model.units import format_size
+from cloche.render.account import OWNER_UID, account_script, authorized_keys
+from cloche.render.image import image_alias
+from cloche.render.instance import (
+    instance_request,
+    project_name,
+    template_name,
+    template_request,
+)
+from cloche.runtime.instances import ExecResult, LxdInstances
+
+Progress = Callable[[str], None]
+ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}
+
+
+def _instances(context: Context, user: str) -> LxdInstances:
+    return LxdInstances.for_project(context.config.lxd.socket, project_name(user))
+
+
+def _quota(user: UserRecord) -> Quota:
+    return Quota(
+        max_envs=user.max_envs,
+        cpu=user.cpu,
+        memory_bytes=user.memory_bytes,
+        disk_bytes=user.disk_bytes,
+    )
+
+
+def _usage(env: EnvironmentRecord) -> Usage:
+    return Usage(cpu=env.cpu, memory_bytes=env.memory_bytes, disk_bytes=env.disk_bytes)
+
+
+def _limits(env: EnvironmentRecord) -> Limits:
+    return Limits(
+        cpu=env.cpu,
+        memory_bytes=env.memory_bytes,
+        disk_bytes=env.disk_bytes,
+        processes=env.processes,
+    )
+
+
+def _names(user: str, name: str) -> tuple[str, str]:
+    return check_user_name(user), check_environment_name(name)
+
+
+def describe(context: Context, env: EnvironmentRecord, live: bool = True) -> dict[str, Any]:
+    """The environment as the API shows it (state and address from LXD when live)."""
+    state, address = env.state_hint or "Unknown", env.address
+    if live and env.status != "creating":
+        instances = _instances(context, env.user)
+        if instances.find(env.name) is None:
+            state = "Missing"
+        else:
+            observed = instances.state(env.name)
+            state, address = observed.status, observed.ipv4 or address
+    return {
+        "user": env.user,
+        "name": env.name,
+        "status": env.status,
+        "state": state,
+        "address": address,
+        "image": env.image,
+        "profile": env.profile,
+        "limits": {
+            "cpu": env.cpu,
+            "memory": format_size(env.memory_bytes),
+            "disk": format_size(env.disk_bytes),
+            "processes": env.processes,
+        },
+        "host_keys": dict(env.host_keys or {}),
+        "created_at": env.created_at.isoformat(),
+    }
+
+
+def list_environments(context: Context, user: str | None) -> list[dict[str, Any]]:
+    """Environments (of one user when given) with their live state."""
+    if user is not None:
+        context.database.get_user(check_user_name(user))
+    return [describe(context, env) for env in context.database.list_environments(user)]
+
+
+def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
+    """One environment with its live state."""
+    return describe(context, context.database.get_environment(*_names(user, name)))
+
+
+def install_keys(context: Context, user: str, name: str) -> None:
+    """Write the owner's account, sudo rule and current keys inside a running environment."""
+    keys = [key.public_key for key in context.database.list_keys(user)]
+    result = _instances(context, user).exec(
+        name,
+        ["sh", "-c", account_script(user)],
+        stdin=authorized_keys(keys),
+        timeout=60,
+    )
+    if not result.ok:
+        raise Invalid(
+            f"Setting up the account of {user} in {user}/{name} failed: "
+            f"{result.stderr.decode(errors='replace').strip()[-300:]}; check the image."
+        )
+
+
+def _host_keys(instances: LxdInstances, name: str) -> dict[str, str]:
+    result = instances.exec(name, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"], timeout=30)
+    keys = {}
+    for line in result.text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            keys[parts[0]] = f"{parts[0]} {parts[1]}"
+    return keys
+
+
+def request_create(context: Context, actor: str, command: NewEnvironment) -> str:
+    """Check and record a new environment now; build it in the background; return the op id."""
+    target = f"{command.user}/{command.name}"
+    with audited(context, actor, "created environment", target, only_failure=True):
+        user_name, name = _names(command.user, command.name)
+        user = context.database.get_user(user_name)
+        limits = Limits(
+            cpu=command.cpu,
+            memory_bytes=command.memory_bytes,
+            disk_bytes=command.disk_bytes,
+            processes=command.processes or PROFILE_PROCESSES[command.profile],
+        )
+        others = context.database.list_environments(user_name)
+        if any(env.name == name for env in others):
+            raise Conflict(
+                f"Environment {user_name}/{name} already exists; choose another name or remove "
+                "it first."
+            )
+        check_fits(
+            user_name,
+            _quota(user),
+            [_usage(env) for env in others],
+            Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
+            new=True,
+        )
+        image = command.image or image_alias(context.config.image.release)
+        context.database.add_environment(
+            user_name,
+            name,
+            image=image,
+            profile=command.profile,
+            cpu=limits.cpu,
+            memory_bytes=limits.memory_bytes,
+            disk_bytes=limits.disk_bytes,
+            processes=limits.processes,
+            status="creating",
+        )
+    details = {"profile": command.profile, "image": image, "limits": limits.describe()}
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, "created environment", target, details):
+            try:
+                _build(context, user_name, name, image, command.profile, limits, progress)
+            except BaseException:
+                progress("cleaning up")
+                with contextlib.suppress(ClocheError):
+                    _instances(context, user_name).delete(name)
+                context.database.delete_environment(user_name, name)
+                raise
+
+    return context.operations.submit("create environment", target, work)
+
+
+def _build(
+    context: Context,
+    user: str,
+    name: str,
+    image: str,
+    profile: str,
+    limits: Limits,
+    progress: Progress,
+) -> None:
+    instances = _instances(context, user)
+    pool = context.config.storage.pool
+    with context.locked(f"template:{user}:{image}"):
+        progress("preparing the user's template (the first time shifts it to the user's ids)")
+        instances.ensure_template(template_request(image, user, pool))
+        progress("copying the template")
+        instances.create_from_template(
+            instance_request(
+                name,
+                profile=profile,
+                limits=limits,
+                user=user,
+                pool=pool,
+                source_instance=template_name(image),
+            )
+        )
+    progress("starting")
+    instances.start(name)
+    progress("waiting for systemd")
+    instances.wait_until_booted(name)
+    progress("setting up the account")
+    install_keys(context, user, name)
+    state = instances.state(name)
+    context.database.update_environment(
+        user,
+        name,
+        status="ready",
+        state_hint=state.status,
+        address=state.ipv4,
+        host_keys=_host_keys(instances, name),
+    )
+
+
+def request_action(context: Context, actor: str, user: str, name: str, action: str) -> str:
+    """Start, stop or restart an environment in the background."""
+    target = f"{user}/{name}"
+    if action not in ACTIONS:
+        raise Invalid(f"{action!r} is not an action; use start, stop or restart.")
+    past = ACTIONS[action]
+    with audited(context, actor, f"{past} environment", target, only_failure=True):
+        env = context.database.get_environment(*_names(user, name))
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, f"{past} environment", target):
+            instances = _instances(context, env.user)
+            progress(f"{action}ing")
+            if action in ("start", "restart"):
+                if action == "restart":
+                    instances.stop(env.name)
+                instances.start(env.name)
+                progress("waiting for systemd")
+                instances.wait_until_booted(env.name)
+            else:
+                instances.stop(env.name)
+            state = instances.state(env.name)
+            context.database.update_environment(
+                env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
+            )
+
+    return context.operations.submit(f"{action} environment", target, work)
+
+
+def destroy(context: Context, user: str, name: str) -> None:
+    """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
+    context.database.update_environment(user, name, status="deleting")
+    _instances(context, user).delete(name)
+    context.database.delete_environment(user, name)
+
+
+def request_remove(context: Context, actor: str, user: str, name: str) -> str:
+    """Delete an environment in the background."""
+    target = f"{user}/{name}"
+    with audited(context, actor, "removed environment", target, only_failure=True):
+        env = context.database.get_environment(*_names(user, name))
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, "removed environment", target):
+            progress("deleting")
+            destroy(context, env.user, env.name)
+
+    return context.operations.submit("remove environment", target, work)
+
+
+def resize(
+    context: Context, actor: str, user: str, name: str, changes: LimitChanges
+) -> dict[str, Any]:
+    """Change an environment's limits within the user's quota (live where LXD allows)."""
+    given: dict[str, JsonValue] = {
+        key: value for key, value in asdict(changes).items() if value is not None
+    }
+    target = f"{user}/{name}"
+    with audited(context, actor, "resized environment", target, given):
+        user_name, env_name = _names(user, name)
+        owner = context.database.get_user(user_name)
+        env = context.database.get_environment(user_name, env_name)
+        limits = Limits(
+            cpu=changes.cpu or env.cpu,
+            memory_bytes=changes.memory_bytes or env.memory_bytes,
+            disk_bytes=changes.disk_bytes or env.disk_bytes,
+            processes=changes.processes or env.processes,
+        )
+        others = [
+            _usage(other)
+            for other in context.database.list_environments(user_name)
+            if other.name != env_name
+        ]
+        check_fits(
+            user_name,
+            _quota(owner),
+            others,
+            Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
+            new=False,
+        )
+        with context.locked(f"env:{target}"):
+            _instances(context, user_name).set_limits(env_name, limits)
+            updated = context.database.update_environment(
+                user_name,
+                env_name,
+                cpu=limits.cpu,
+                memory_bytes=limits.memory_bytes,
+                disk_bytes=limits.disk_bytes,
+                processes=limits.processes,
+            )
+        return describe(context, updated)
+
+
+def execute(
+    context: Context,
+    actor: str,
+    user: str,
+    name: str,
+    command: Sequence[str],
+    *,
+    stdin: bytes,
+    as_root: bool,
+) -> ExecResult:
+    """Run a command inside an environment as its owner (or root) and return its result."""
+    target = f"{user}/{name}"
+    details: dict[str, JsonValue] = {"command": shlex.join(command)[:500], "root": as_root}
+    with audited(context, actor, "ran command in environment", target, details):
+        env = context.database.get_environment(*_names(user, name))
+        if as_root:
+            return _instances(context, env.user).exec(env.name, command, stdin=stdin)
+        home = f"/home/{env.user}"
+        return _instances(context, env.user).exec(
+            env.name,
+            command,
+            stdin=stdin,
+            user=OWNER_UID,
+            group=OWNER_UID,
+            cwd=home,
+            environment={
+                "HOME": home,
+                "USER": env.user,
+                "LOGNAME": env.user,
+                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            },
+        )

@@ -1,0 +1,101 @@
+"""Reconcile the database with LXD (the source of truth for instances), at start and every minute.
+
+Records are written before instances are made and deleted after them, so after a crash:
+- a record still 'creating' or 'deleting' has no operation running any more: its half-made
+  instance (if any) and the record are removed (repaired);
+- a 'ready' record whose instance is gone is reported (state Missing), never crashed on;
+- an instance in a cloche project with no record was not made by cloche: it is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from cloche.core.context import Context
+from cloche.model.errors import ClocheError
+from cloche.render.instance import ROLE_ENVIRONMENT, project_name, user_of_project
+from cloche.runtime.instances import LxdInstances
+from cloche.runtime.projects import LxdProjects
+
+log = logging.getLogger(__name__)
+ACTOR = "cloche-reconciler"
+INTERVAL_SECONDS = 60.0
+
+
+def reconcile_environments(context: Context) -> list[str]:
+    """One pass: repair or report every mismatch; return one line per finding."""
+    findings: list[str] = []
+    socket = context.config.lxd.socket
+    records = {(env.user, env.name): env for env in context.database.list_environments()}
+    running_targets = {
+        operation.target for operation in context.database.list_operations(status="running")
+    }
+    for (user, name), env in records.items():
+        target = f"{user}/{name}"
+        instances = LxdInstances.for_project(socket, project_name(user))
+        if env.status in ("creating", "deleting") and target not in running_targets:
+            with context.locked(f"env:{target}"):
+                with contextlib.suppress(ClocheError):
+                    instances.delete(name)
+                context.database.delete_environment(user, name)
+            findings.append(f"removed half-made {target} (left {env.status} by a stopped daemon)")
+            context.record(ACTOR, "repaired environment", target, details={"was": env.status})
+            continue
+        if env.status == "ready" and instances.find(name) is None:
+            if env.state_hint != "Missing":
+                context.database.update_environment(user, name, state_hint="Missing")
+                context.record(
+                    ACTOR,
+                    "found environment missing",
+                    target,
+                    succeeded=False,
+                    details={"fix": f"remove it with 'cloche rm {target}'"},
+                )
+            findings.append(f"{target} has a record but LXD has no instance")
+    for project in LxdProjects(context.lxd()).list_projects(prefix="cloche-"):
+        owner = user_of_project(project)
+        if owner is None:
+            continue
+        for instance in LxdInstances.for_project(socket, project).list():
+            if instance.role == ROLE_ENVIRONMENT and (owner, instance.name) not in records:
+                findings.append(f"{owner}/{instance.name} exists in LXD without a record")
+                context.record(
+                    ACTOR,
+                    "found unrecorded instance",
+                    f"{owner}/{instance.name}",
+                    succeeded=False,
+                    details={"project": project},
+                )
+    return findings
+
+
+def reconcile_once(context: Context) -> list[str]:
+    """A whole pass, logging instead of raising so the daemon keeps serving."""
+    try:
+        findings = reconcile_environments(context)
+    except ClocheError as error:
+        log.warning("reconcile pass failed: %s", error)
+        return [f"reconcile failed: {error}"]
+    for finding in findings:
+        log.warning("reconcile: %s", finding)
+    return findings
+
+
+def start_reconciler(context: Context) -> threading.Thread:
+    """Fail operations a previous daemon left running, reconcile now and then every minute."""
+    stopped = context.database.fail_unfinished_operations(
+        "The cloche daemon stopped during this operation; run it again."
+    )
+    if stopped:
+        log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
+
+    def loop() -> None:
+        while True:
+            reconcile_once(context)
+            threading.Event().wait(INTERVAL_SECONDS)
+
+    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
+    thread.start()
+    return thread

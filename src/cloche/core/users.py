@@ -1,0 +1,199 @@
+"""Use cases for users (tenants): add, list, show, quotas, keys, remove."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from cloche.core import environments
+from cloche.core.audited import audited
+from cloche.core.context import Context
+from cloche.model.audit import JsonValue
+from cloche.model.commands import NewUser, QuotaChanges
+from cloche.model.errors import Conflict
+from cloche.model.limits import ProjectQuotas
+from cloche.model.names import check_user_name
+from cloche.model.records import UserRecord
+from cloche.model.sshkeys import parse_public_key
+from cloche.model.units import format_size
+from cloche.render.instance import project_name, project_request, security_profile_requests
+from cloche.runtime.instances import LxdInstances
+from cloche.runtime.projects import LxdProjects
+
+# Every profile's default process limit fits this many times per environment in the project.
+PROCESSES_PER_ENVIRONMENT = 1024
+
+
+def _quotas(user: UserRecord) -> ProjectQuotas:
+    return ProjectQuotas(
+        environments=user.max_envs,
+        cpu=user.cpu,
+        memory_bytes=user.memory_bytes,
+        disk_bytes=user.disk_bytes,
+        processes=user.processes or max(1, user.max_envs) * PROCESSES_PER_ENVIRONMENT,
+        docker=True,
+    )
+
+
+def converge_project(context: Context, user: UserRecord) -> None:
+    """Make the user's LXD project and security profiles match the user's record."""
+    projects = LxdProjects(context.lxd())
+    projects.ensure_project(
+        project_request(user.name, _quotas(user), context.config.network.bridge)
+    )
+    projects.ensure_profiles(
+        project_name(user.name),
+        security_profile_requests(
+            user.uid_base,
+            user.uid_size,
+            context.config.storage.pool,
+            context.config.network.bridge,
+            context.config.profile.processes,
+        ),
+    )
+
+
+def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
+    """The user as the API shows it."""
+    keys = context.database.list_keys(user.name)
+    return {
+        "name": user.name,
+        "role": user.role,
+        "max_envs": user.max_envs,
+        "cpu": user.cpu,
+        "memory": format_size(user.memory_bytes),
+        "disk": format_size(user.disk_bytes),
+        "uid_base": user.uid_base,
+        "uid_size": user.uid_size,
+        "project": project_name(user.name),
+        "environments": context.database.count_environments(user.name),
+        "keys": len(keys),
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
+    """Add a user: record, LXD project with the quotas, security profiles, keys."""
+    with audited(context, actor, "added user", command.name, {"role": command.role}):
+        check_user_name(command.name)
+        keys = [parse_public_key(text) for text in command.ssh_keys]
+        with context.locked(f"user:{command.name}"):
+            user = context.database.add_user(
+                command.name,
+                role=command.role,
+                max_envs=command.max_envs,
+                cpu=command.cpu,
+                memory_bytes=command.memory_bytes,
+                disk_bytes=command.disk_bytes,
+            )
+            try:
+                for key in keys:
+                    context.database.add_key(user.name, key.fingerprint, key.line, key.comment)
+                converge_project(context, user)
+            except Exception:
+                # Nothing half-made: the project (if any) and the record go together.
+                LxdProjects(context.lxd()).delete_project(project_name(user.name))
+                context.database.delete_user(user.name)
+                raise
+        return describe_user(context, user)
+
+
+def list_users(context: Context) -> list[dict[str, Any]]:
+    """Every user with quotas and usage."""
+    return [describe_user(context, user) for user in context.database.list_users()]
+
+
+def show_user(context: Context, name: str) -> dict[str, Any]:
+    """One user with keys and environment names."""
+    user = context.database.get_user(check_user_name(name))
+    shown = describe_user(context, user)
+    shown["ssh_keys"] = [
+        {"fingerprint": key.fingerprint, "comment": key.comment, "public_key": key.public_key}
+        for key in context.database.list_keys(name)
+    ]
+    shown["environment_names"] = [env.name for env in context.database.list_environments(name)]
+    return shown
+
+
+def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) -> dict[str, Any]:
+    """Change a user's quotas (LXD's project limits follow)."""
+    given: dict[str, JsonValue] = {
+        key: value for key, value in asdict(changes).items() if value is not None
+    }
+    with audited(context, actor, "changed quotas of user", name, given):
+        with context.locked(f"user:{name}"):
+            before = context.database.get_user(check_user_name(name))
+            user = context.database.update_user_quotas(
+                name,
+                max_envs=before.max_envs if changes.max_envs is None else changes.max_envs,
+                cpu=changes.cpu or before.cpu,
+                memory_bytes=changes.memory_bytes or before.memory_bytes,
+                disk_bytes=changes.disk_bytes or before.disk_bytes,
+            )
+            try:
+                converge_project(context, user)
+            except Exception:
+                context.database.update_user_quotas(
+                    name,
+                    max_envs=before.max_envs,
+                    cpu=before.cpu,
+                    memory_bytes=before.memory_bytes,
+                    disk_bytes=before.disk_bytes,
+                )
+                raise
+        return describe_user(context, user)
+
+
+def _push_keys(context: Context, user: str) -> None:
+    for env in context.database.list_environments(user):
+        if env.status == "ready":
+            environments.install_keys(context, user, env.name)
+
+
+def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any]:
+    """Add a public key to a user and to every environment of theirs."""
+    key = parse_public_key(text)
+    with audited(context, actor, "added key of user", name, {"fingerprint": key.fingerprint}):
+        record = context.database.add_key(
+            check_user_name(name), key.fingerprint, key.line, key.comment
+        )
+        _push_keys(context, name)
+        return {"fingerprint": record.fingerprint, "comment": record.comment}
+
+
+def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> dict[str, Any]:
+    """Remove a public key from a user and from every environment of theirs."""
+    with audited(context, actor, "removed key of user", name, {"fingerprint": fingerprint}):
+        context.database.remove_key(check_user_name(name), fingerprint)
+        _push_keys(context, name)
+        return {"fingerprint": fingerprint}
+
+
+def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> str:
+    """Remove a user (and with purge, their environments) in the background."""
+    target = name
+    with audited(context, actor, "removed user", target, {"purge": purge}, only_failure=True):
+        check_user_name(name)
+        context.database.get_user(name)
+        count = context.database.count_environments(name)
+        if count and not purge:
+            raise Conflict(
+                f"User {name!r} still has {count} environment(s); remove them first or add "
+                "--purge to delete them with the user."
+            )
+
+    def work(progress: environments.Progress) -> None:
+        with audited(context, actor, "removed user", target, {"purge": purge}):
+            for env in context.database.list_environments(name):
+                progress(f"deleting {name}/{env.name}")
+                environments.destroy(context, name, env.name)
+            progress("deleting the LXD project")
+            project = project_name(name)
+            instances = LxdInstances.for_project(context.config.lxd.socket, project)
+            if LxdProjects(context.lxd()).get_project(project) is not None:
+                for instance in instances.list():
+                    instances.delete(instance.name)
+                LxdProjects(context.lxd()).delete_project(project)
+            context.database.delete_user(name)
+
+    return context.operations.submit("remove user", target, work)

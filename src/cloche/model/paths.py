@@ -1,0 +1,6 @@
+"""Where cloche keeps things on the host."""
+
+from __future__ import annotations
+
+DAEMON_SOCKET = "/run/cloche/cloche.sock"
+DAEMON_SERVICE = "cloche"

@@ -1,0 +1,503 @@
+"""Environments in LXD: a user's template, copies of it, life cycle, limits, exec and files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pylxd import exceptions as lxd_errors
+
+from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
+from cloche.model.limits import Limits
+from cloche.model.units import format_size
+from cloche.runtime.lxd import Lxd
+from cloche.runtime.lxd_errors import (
+    OperationFailed,
+    OperationTimeout,
+    lxd_text,
+    run_operation,
+    translate,
+)
+
+OWNER_KEY = "user.cloche.owner"
+ROLE_KEY = "user.cloche.role"
+ROLE_TEMPLATE = "template"
+
+# What systemd answers while it is still on its way to 'running'.
+_BOOTING_STATES = frozenset({"initializing", "starting", "offline", "unknown", ""})
+_POLL_SECONDS = 0.25
+_EXEC_TIMED_OUT = 124
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """An instance as LXD describes it: status, profiles and its own (unexpanded) settings."""
+
+    name: str
+    status: str
+    profiles: tuple[str, ...]
+    config: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        """True when LXD reports the instance running."""
+        return self.status == "Running"
+
+    @property
+    def owner(self) -> str | None:
+        """The cloche user the instance belongs to."""
+        return self.config.get(OWNER_KEY)
+
+    @property
+    def role(self) -> str | None:
+        """'environment' or 'template' for instances cloche made, else None."""
+        return self.config.get(ROLE_KEY)
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    """A running instance's live facts: status, address, memory and processes."""
+
+    name: str
+    status: str
+    ipv4: str | None
+    memory_bytes: int
+    processes: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run inside an instance returned."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.exit_code == 0
+
+    @property
+    def text(self) -> str:
+        """stdout decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.stdout.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class BootReport:
+    """How an instance finished booting: systemd 'running', or 'degraded' with its failed units."""
+
+    name: str
+    state: Literal["running", "degraded"]
+    failed_units: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TemplateReport:
+    """What ensure_template did, and how long each step took (seconds)."""
+
+    name: str
+    action: Literal["created", "recreated", "kept"]
+    create_seconds: float = 0.0
+    first_start_seconds: float = 0.0
+    boot_seconds: float = 0.0
+    stop_seconds: float = 0.0
+
+
+class BootFailure(HostFailure):
+    """An instance stopped (or never got up) while booting; console_tail tells why."""
+
+    def __init__(self, message: str, console_tail: str) -> None:
+        super().__init__(message)
+        self.console_tail = console_tail
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(empty)"
+
+
+def _ipv4(state: dict[str, Any]) -> str | None:
+    network = state.get("network") or {}
+    for address in (network.get("eth0") or {}).get("addresses") or []:
+        if address.get("family") == "inet" and address.get("scope") == "global":
+            return str(address["address"])
+    return None
+
+
+def _limits_patch(limits: Limits, root: dict[str, str]) -> dict[str, Any]:
+    # The same keys render.instance.limits_config writes (a unit test holds them equal).
+    return {
+        "config": {
+            "limits.cpu": str(limits.cpu),
+            "limits.memory": format_size(limits.memory_bytes),
+            "limits.processes": str(limits.processes),
+        },
+        "devices": {"root": {**root, "size": format_size(limits.disk_bytes)}},
+    }
+
+
+class LxdInstances:
+    """The instances of one project, through a connection bound to that project."""
+
+    def __init__(self, lxd: Lxd) -> None:
+        self.lxd = lxd
+        self._client: Any = lxd.client
+        self.project: str = str(getattr(lxd.client, "project", None) or "default")
+
+    @classmethod
+    def for_project(cls, socket_path: str, project: str) -> LxdInstances:
+        """The instances of project on the LXD behind socket_path."""
+        return cls(Lxd(socket_path, project=project))
+
+    @contextmanager
+    def _refusals(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except OperationTimeout as error:
+            raise HostFailure(
+                f"LXD did not finish to {doing} in project {self.project} in time ({error}); "
+                "check 'lxc operation list' and retry."
+            ) from error
+        except (lxd_errors.LXDAPIException, OperationFailed) as error:
+            raise translate(error, doing, self.project) from error
+        except OSError as error:
+            raise HostFailure(
+                f"LXD stopped answering while trying to {doing} ({error}); check that LXD runs."
+            ) from error
+
+    # Reading -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(raw: dict[str, Any]) -> InstanceInfo:
+        return InstanceInfo(
+            name=str(raw["name"]),
+            status=str(raw.get("status", "")),
+            profiles=tuple(raw.get("profiles") or ()),
+            config={key: str(value) for key, value in (raw.get("config") or {}).items()},
+            devices={key: dict(value) for key, value in (raw.get("devices") or {}).items()},
+        )
+
+    def _raw(self, name: str) -> dict[str, Any]:
+        response = self._client.api.instances[name].get()
+        metadata: dict[str, Any] = response.json()["metadata"]
+        return metadata
+
+    def find(self, name: str) -> InstanceInfo | None:
+        """The instance named name, or None."""
+        try:
+            with self._refusals(f"read instance {name!r}"):
+                return self._info(self._raw(name))
+        except NotFound:
+            return None
+
+    def get(self, name: str) -> InstanceInfo:
+        """The instance named name; NotFound when it does not exist."""
+        info = self.find(name)
+        if info is None:
+            raise NotFound(
+                f"There is no environment {name!r} in project {self.project}; check the name."
+            )
+        return info
+
+    def list(self) -> list[InstanceInfo]:
+        """Every instance of the project (templates included), sorted by name."""
+        # Raw API: pylxd 2.4's instances.all() keeps '?project=...' in the names it returns.
+        with self._refusals("list instances"):
+            response = self._client.api.instances.get(params={"recursion": 1})
+            return sorted(
+                (self._info(raw) for raw in response.json()["metadata"] or []),
+                key=lambda info: info.name,
+            )
+
+    def state(self, name: str) -> InstanceState:
+        """Status, IPv4 address on eth0, memory use and process count of an instance."""
+        with self._refusals(f"read the state of {name!r}"):
+            raw: dict[str, Any] = self._client.api.instances[name].state.get().json()["metadata"]
+        return InstanceState(
+            name=name,
+            status=str(raw.get("status", "")),
+            ipv4=_ipv4(raw),
+            memory_bytes=int((raw.get("memory") or {}).get("usage", 0)),
+            processes=int(raw.get("processes", 0)),
+            pid=int(raw.get("pid", 0)),
+        )
+
+    def status(self, name: str) -> str:
+        """LXD's status word for an instance: Running, Stopped, Frozen, Error."""
+        return self.state(name).status
+
+    def console_log(self, name: str, lines: int = 40) -> str:
+        """The last lines of the instance's console (boot messages), or of LXD's log for it."""
+        with self._refusals(f"read the console of {name!r}"):
+            console = self._client.api.instances[name].console.get().content
+        text = console.decode("utf-8", "replace").replace("\r", "")
+        if not text.strip():
+            try:
+                with self._refusals(f"read the LXD log of {name!r}"):
+                    log = self._client.api.instances[name].logs["lxc.log"].get().content
+                text = log.decode("utf-8", "replace")
+            except (NotFound, HostFailure):
+                text = ""
+        kept = [line for line in text.splitlines() if line.strip()]
+        return "\n".join(kept[-lines:])
+
+    # Creating ------------------------------------------------------------------------------
+
+    def create(self, request: Mapping[str, Any], timeout: float = 300) -> InstanceInfo:
+        """Create an instance (stopped) from an LXD request body."""
+        name = request["name"]
+        with self._refusals(f"create {name!r}"):
+            response = self._client.api.instances.post(json=dict(request))
+            run_operation(self._client, response, timeout)
+        return self.get(name)
+
+    def create_from_template(
+        self, request: Mapping[str, Any], timeout: float = 120
+    ) -> InstanceInfo:
+        """Create an environment as a copy-on-write copy of the user's template (no remap)."""
+        source = request.get("source") or {}
+        if source.get("type") != "copy":
+            raise Invalid(
+                f"Environment {request.get('name')!r} must be copied from a template; render "
+                "its request with source_instance."
+            )
+        template = self.get(str(source["source"]))
+        if template.running:
+            raise HostFailure(
+                f"Template {template.name!r} is running, so a copy would catch it mid-write; "
+                "run ensure_template again to stop it."
+            )
+        return self.create(request, timeout)
+
+    def image_fingerprint(self, alias: str) -> str:
+        """The fingerprint the image alias points at (images come from the default project)."""
+        with self._refusals(f"find image {alias!r}"):
+            raw = self._client.api.images.aliases[alias].get().json()["metadata"]
+        return str(raw["target"])
+
+    def _template_is_current(self, info: InstanceInfo, fingerprint: str) -> bool:
+        shifted = info.config.get("volatile.last_state.idmap", "[]") not in ("", "[]")
+        return shifted and info.config.get("volatile.base_image") == fingerprint
+
+    def ensure_template(
+        self, request: Mapping[str, Any], boot_timeout: float = 120
+    ) -> TemplateReport:
+        """Make the user's template: created from the image, booted once (shifted), stopped."""
+        name = request["name"]
+        alias = str(request["source"]["alias"])
+        fingerprint = self.image_fingerprint(alias)
+        existing = self.find(name)
+        action: Literal["created", "recreated"] = "created"
+        if existing is not None:
+            if self._template_is_current(existing, fingerprint):
+                if existing.running:
+                    self.stop(name)
+                return TemplateReport(name=name, action="kept")
+            # A newer image behind the alias, or a template never started: make it again.
+            self.delete(name)
+            action = "recreated"
+        started = time.monotonic()
+        self.create(request)
+        created = time.monotonic()
+        try:
+            self.start(name)
+            first_started = time.monotonic()
+            self.wait_until_booted(name, boot_timeout)
+            booted = time.monotonic()
+            self.stop(name)
+        except HostFailure:
+            self.delete(name)
+            raise
+        stopped = time.monotonic()
+        return TemplateReport(
+            name=name,
+            action=action,
+            create_seconds=created - started,
+            first_start_seconds=first_started - created,
+            boot_seconds=booted - first_started,
+            stop_seconds=stopped - booted,
+        )
+
+    # Life cycle ----------------------------------------------------------------------------
+
+    def _change_state(
+        self, name: str, action: str, timeout: float, *, force: bool = False, grace: int = -1
+    ) -> None:
+        body: dict[str, Any] = {"action": action, "force": force, "timeout": grace}
+        response = self._client.api.instances[name].state.put(json=body)
+        run_operation(self._client, response, timeout)
+
+    def start(self, name: str, timeout: float = 60) -> None:
+        """Start an instance (no-op when running); boot progress is wait_until_booted's job."""
+        if self.status(name) == "Running":
+            return
+        with self._refusals(f"start {name!r}"):
+            self._change_state(name, "start", timeout)
+
+    def stop(
+        self, name: str, timeout: float = 30, force_timeout: float = 60
+    ) -> Literal["stopped", "forced", "already stopped"]:
+        """Stop gracefully within timeout seconds, then by force; say which it took."""
+        if self.status(name) == "Stopped":
+            return "already stopped"
+        grace = max(1, round(timeout))
+        try:
+            with self._refusals(f"stop {name!r}"):
+                # A stop without a deadline once hung 14 minutes on a booting container.
+                self._change_state(name, "stop", timeout + 15, grace=grace)
+        except HostFailure:
+            pass
+        if self.status(name) == "Stopped":
+            return "stopped"
+        try:
+            with self._refusals(f"force {name!r} to stop"):
+                self._change_state(name, "stop", force_timeout, force=True)
+        except HostFailure as error:
+            if "already stopped" not in str(error):
+                raise
+        if self.status(name) != "Stopped":
+            raise HostFailure(
+                f"Environment {name!r} in project {self.project} is still running after a forced "
+                "stop; check LXD's log and 'lxc info --show-log'."
+            )
+        return "forced"
+
+    def restart(self, name: str, timeout: float = 30) -> None:
+        """Stop (gracefully, then by force) and start again."""
+        self.stop(name, timeout)
+        self.start(name)
+
+    def delete(self, name: str, timeout: float = 120) -> bool:
+        """Delete an instance whatever its state; False when there was none."""
+        info = self.find(name)
+        if info is None:
+            return False
+        if info.status != "Stopped":
+            with self._refusals(f"force {name!r} to stop"):
+                try:
+                    self._change_state(name, "stop", timeout, force=True)
+                except OperationFailed as error:
+                    if "already stopped" not in lxd_text(error):
+                        raise
+        with self._refusals(f"delete {name!r}"):
+            response = self._client.api.instances[name].delete()
+            run_operation(self._client, response, timeout)
+        return True
+
+    def wait_until_booted(self, name: str, timeout: float = 120) -> BootReport:
+        """Wait until systemd reports running (or degraded); BootFailure if it stops or stalls."""
+        started = time.monotonic()
+        deadline = started + timeout
+        answer = "unknown"
+        while True:
+            status = self.status(name)
+            if status != "Running":
+                tail = self.console_log(name)
+                raise BootFailure(
+                    f"Environment {name!r} in project {self.project} stopped while booting "
+                    f"(status {status}, console ends with {_last_line(tail)!r}); read its "
+                    "console log and fix the image, its limits or the host's inotify settings.",
+                    tail,
+                )
+            try:
+                result = self.exec(name, ["systemctl", "is-system-running"], timeout=10)
+                answer = result.text.strip()
+            except (HostFailure, Conflict):
+                answer = "unreachable"
+            if answer == "running":
+                return BootReport(name, "running", (), time.monotonic() - started)
+            if answer == "degraded":
+                return BootReport(
+                    name, "degraded", self._failed_units(name), time.monotonic() - started
+                )
+            if answer not in _BOOTING_STATES and answer != "unreachable":
+                tail = self.console_log(name)
+                raise BootFailure(
+                    f"Environment {name!r} in project {self.project} booted into systemd state "
+                    f"{answer!r} instead of running; read its console log.",
+                    tail,
+                )
+            if time.monotonic() >= deadline:
+                tail = self.console_log(name)
+                raise BootFailure(
+                    f"Environment {name!r} in project {self.project} did not finish booting "
+                    f"within {timeout:g} s (systemd says {answer!r}); read its console log.",
+                    tail,
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def _failed_units(self, name: str) -> tuple[str, ...]:
+        result = self.exec(
+            name, ["systemctl", "list-units", "--failed", "--plain", "--no-legend"], timeout=10
+        )
+        return tuple(line.split()[0] for line in result.text.splitlines() if line.strip())
+
+    # Limits --------------------------------------------------------------------------------
+
+    def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
+        """Change CPU, memory, process and root disk limits (applied live when running)."""
+        with self._refusals(f"change the limits of {name!r}"):
+            raw = self._raw(name)
+            root = dict((raw.get("devices") or {}).get("root") or raw["expanded_devices"]["root"])
+            response = self._client.api.instances[name].patch(json=_limits_patch(limits, root))
+            run_operation(self._client, response, 60)
+        return self.get(name)
+
+    # Inside --------------------------------------------------------------------------------
+
+    def exec(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        user: int | None = None,
+        group: int | None = None,
+        cwd: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run argv inside a running instance (as uid/gid when given) and collect its output."""
+        if not argv:
+            raise Invalid("Give a command to run; the argument list is empty.")
+        command = list(argv)
+        if timeout is not None:
+            # LXD's exec has no deadline of its own; coreutils' timeout gives it one.
+            command = ["timeout", "--kill-after=5", f"{timeout:g}", *command]
+        with self._refusals(f"run {argv[0]!r} in {name!r}"):
+            instance = self._client.instances.get(name)
+            exit_code, stdout, stderr = instance.execute(
+                command,
+                environment=dict(environment or {}),
+                decode=False,
+                stdin_payload=stdin,
+                user=user,
+                group=group,
+                cwd=cwd,
+            )
+        if timeout is not None and exit_code == _EXEC_TIMED_OUT:
+            raise HostFailure(
+                f"Command {argv[0]!r} in {name!r} did not finish within {timeout:g} s and was "
+                "killed; give it more time or check what it waits for."
+            )
+        return ExecResult(int(exit_code), bytes(stdout or b""), bytes(stderr or b""))
+
+    def push_file(
+        self, name: str, path: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0
+    ) -> None:
+        """Write a file inside the instance (uid/gid as seen inside)."""
+        with self._refusals(f"write {path} in {name!r}"):
+            self._client.instances.get(name).files.put(path, data, mode=mode, uid=uid, gid=gid)
+
+    def pull_file(self, name: str, path: str) -> bytes:
+        """Read a file from inside the instance."""
+        with self._refusals(f"read {path} in {name!r}"):
+            return bytes(self._client.instances.get(name).files.get(path))

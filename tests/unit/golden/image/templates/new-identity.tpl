@@ -1,0 +1,1 @@
+written by LXD when this environment was copied
