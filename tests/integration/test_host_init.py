@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,20 +11,10 @@ import pytest
 from cloche.model.config import ClocheConfig
 from cloche.render.sysctl import MINIMUM_KERNEL_SETTINGS
 from tests.conftest import unique_suffix
+from tests.integration.cloche_cli import cloche
 from tests.integration.conftest import lxc
 
-CLOCHE = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "cloche")
 HOST_CONFIG = Path("/etc/cloche/config.yaml")
-
-
-def cloche(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real cloche CLI."""
-    environment = dict(os.environ)
-    if config is not None:
-        environment["CLOCHE_CONFIG"] = str(config)
-    return subprocess.run(
-        [CLOCHE, *args], capture_output=True, text=True, timeout=600, env=environment, check=False
-    )
 
 
 def query(path: str) -> dict[str, object]:

@@ -216,6 +216,18 @@ def test_runtime_resize_writes_the_keys_render_writes() -> None:
         ("Only empty projects can be removed", Conflict),
         ("Profile is currently in use", Conflict),
         ("Instance is not running", Conflict),
+        ('"limits.cpu" is too low: current total is "6"', Conflict),
+        (
+            'Can\'t change "limits.containers" in project "t": "limits.containers" is too low: '
+            'there currently are 5 instances of type container in project "t"',
+            Conflict,
+        ),
+        (
+            'Conflict detected when changing "restricted.containers.nesting" in project "t": '
+            'Invalid value "true" for config "security.nesting" on container "e" of project '
+            '"t": Container nesting is forbidden',
+            Conflict,
+        ),
         (
             'Failed shutting down instance, status is "Running": shutting down the container '
             "failed",

@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cloche.model.config import CONFIG_PATH, ClocheConfig, load_config_text
 from cloche.model.errors import ClocheError
@@ -40,7 +41,9 @@ def load_host_config(path: Path | None = None) -> ClocheConfig:
 
 def fail(error: ClocheError) -> typer.Exit:
     """Print a cloche error as one line on stderr and return the exit to raise."""
-    error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    error_console.print(
+        f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(code=error.exit_code)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,10 @@ from pathlib import Path
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
+from cloche.render.instance import project_name
+from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
+from cloche.runtime.projects import LxdProjects
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
 
@@ -26,6 +29,9 @@ class Context:
     database: Database
     audit: AuditLog
     operations: OperationRunner
+    # The runtime boundary: unit tests replace these factories with fakes.
+    instances_factory: Callable[[str, str], LxdInstances] = LxdInstances.for_project
+    projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
@@ -34,6 +40,18 @@ class Context:
     def lxd(self, project: str | None = None) -> Lxd:
         """A connection to LXD, in a project when given."""
         return Lxd(self.config.lxd.socket, project=project)
+
+    def instances(self, project: str) -> LxdInstances:
+        """The instances of one LXD project."""
+        return self.instances_factory(self.config.lxd.socket, project)
+
+    def user_instances(self, user: str) -> LxdInstances:
+        """The instances of one user's project."""
+        return self.instances(project_name(user))
+
+    def projects(self) -> LxdProjects:
+        """LXD's projects and their profiles."""
+        return self.projects_factory(self.lxd())
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:

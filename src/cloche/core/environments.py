@@ -22,7 +22,6 @@ from cloche.render.account import OWNER_UID, account_script, authorized_keys
 from cloche.render.image import image_alias
 from cloche.render.instance import (
     instance_request,
-    project_name,
     template_name,
     template_request,
 )
@@ -30,10 +29,6 @@ from cloche.runtime.instances import ExecResult, LxdInstances
 
 Progress = Callable[[str], None]
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}
-
-
-def _instances(context: Context, user: str) -> LxdInstances:
-    return LxdInstances.for_project(context.config.lxd.socket, project_name(user))
 
 
 def _quota(user: UserRecord) -> Quota:
@@ -66,7 +61,7 @@ def describe(context: Context, env: EnvironmentRecord, live: bool = True) -> dic
     """The environment as the API shows it (state and address from LXD when live)."""
     state, address = env.state_hint or "Unknown", env.address
     if live and env.status != "creating":
-        instances = _instances(context, env.user)
+        instances = context.user_instances(env.user)
         if instances.find(env.name) is None:
             state = "Missing"
         else:
@@ -106,7 +101,7 @@ def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
 def install_keys(context: Context, user: str, name: str) -> None:
     """Write the owner's account, sudo rule and current keys inside a running environment."""
     keys = [key.public_key for key in context.database.list_keys(user)]
-    result = _instances(context, user).exec(
+    result = context.user_instances(user).exec(
         name,
         ["sh", "-c", account_script(user)],
         stdin=authorized_keys(keys),
@@ -175,7 +170,7 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
             except BaseException:
                 progress("cleaning up")
                 with contextlib.suppress(ClocheError):
-                    _instances(context, user_name).delete(name)
+                    context.user_instances(user_name).delete(name)
                 context.database.delete_environment(user_name, name)
                 raise
 
@@ -191,7 +186,7 @@ def _build(
     limits: Limits,
     progress: Progress,
 ) -> None:
-    instances = _instances(context, user)
+    instances = context.user_instances(user)
     pool = context.config.storage.pool
     with context.locked(f"template:{user}:{image}"):
         progress("preparing the user's template (the first time shifts it to the user's ids)")
@@ -235,7 +230,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 
     def work(progress: Progress) -> None:
         with audited(context, actor, f"{past} environment", target):
-            instances = _instances(context, env.user)
+            instances = context.user_instances(env.user)
             progress(f"{action}ing")
             if action in ("start", "restart"):
                 if action == "restart":
@@ -256,7 +251,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 def destroy(context: Context, user: str, name: str) -> None:
     """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
     context.database.update_environment(user, name, status="deleting")
-    _instances(context, user).delete(name)
+    context.user_instances(user).delete(name)
     context.database.delete_environment(user, name)
 
 
@@ -305,7 +300,7 @@ def resize(
             new=False,
         )
         with context.locked(f"env:{target}"):
-            _instances(context, user_name).set_limits(env_name, limits)
+            context.user_instances(user_name).set_limits(env_name, limits)
             updated = context.database.update_environment(
                 user_name,
                 env_name,
@@ -333,9 +328,9 @@ def execute(
     with audited(context, actor, "ran command in environment", target, details):
         env = context.database.get_environment(*_names(user, name))
         if as_root:
-            return _instances(context, env.user).exec(env.name, command, stdin=stdin)
+            return context.user_instances(env.user).exec(env.name, command, stdin=stdin)
         home = f"/home/{env.user}"
-        return _instances(context, env.user).exec(
+        return context.user_instances(env.user).exec(
             env.name,
             command,
             stdin=stdin,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cloche.host import image_build
 from cloche.model.config import ClocheConfig, ImageConfig, with_overrides
-from cloche.model.errors import ClocheError
+from cloche.model.errors import ClocheError, HostFailure
 from cloche.render import image as recipe
 from cloche.runtime import images as lxd_images
 from cloche.runtime.images import ImageInfo
@@ -110,9 +110,15 @@ def build_image(
     imported = lxd_images.find_image(lxd, fingerprint) is None
     if imported:
         progress(f"importing into LXD as {alias}")
-        fingerprint = lxd_images.import_split_image(
-            lxd, entry.metadata_path, entry.rootfs_path
-        ).fingerprint
+        try:
+            fingerprint = lxd_images.import_split_image(
+                lxd, entry.metadata_path, entry.rootfs_path
+            ).fingerprint
+        except HostFailure:
+            # A build running at the same time may have imported the same tarballs first.
+            if lxd_images.find_image(lxd, fingerprint) is None:
+                raise
+            imported = False
     description = f"cloche base image, Debian {image.release} (key {cache_key})"
     lxd_images.point_alias(lxd, alias, fingerprint, description)
     return result(fingerprint, built=built, imported=imported)

@@ -15,9 +15,7 @@ import threading
 
 from cloche.core.context import Context
 from cloche.model.errors import ClocheError
-from cloche.render.instance import ROLE_ENVIRONMENT, project_name, user_of_project
-from cloche.runtime.instances import LxdInstances
-from cloche.runtime.projects import LxdProjects
+from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
 
 log = logging.getLogger(__name__)
 ACTOR = "cloche-reconciler"
@@ -27,14 +25,13 @@ INTERVAL_SECONDS = 60.0
 def reconcile_environments(context: Context) -> list[str]:
     """One pass: repair or report every mismatch; return one line per finding."""
     findings: list[str] = []
-    socket = context.config.lxd.socket
     records = {(env.user, env.name): env for env in context.database.list_environments()}
     running_targets = {
         operation.target for operation in context.database.list_operations(status="running")
     }
     for (user, name), env in records.items():
         target = f"{user}/{name}"
-        instances = LxdInstances.for_project(socket, project_name(user))
+        instances = context.user_instances(user)
         if env.status in ("creating", "deleting") and target not in running_targets:
             with context.locked(f"env:{target}"):
                 with contextlib.suppress(ClocheError):
@@ -54,11 +51,11 @@ def reconcile_environments(context: Context) -> list[str]:
                     details={"fix": f"remove it with 'cloche rm {target}'"},
                 )
             findings.append(f"{target} has a record but LXD has no instance")
-    for project in LxdProjects(context.lxd()).list_projects(prefix="cloche-"):
+    for project in context.projects().list_projects(prefix="cloche-"):
         owner = user_of_project(project)
         if owner is None:
             continue
-        for instance in LxdInstances.for_project(socket, project).list():
+        for instance in context.instances(project).list():
             if instance.role == ROLE_ENVIRONMENT and (owner, instance.name) not in records:
                 findings.append(f"{owner}/{instance.name} exists in LXD without a record")
                 context.record(

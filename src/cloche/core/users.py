@@ -17,8 +17,6 @@ from cloche.model.records import UserRecord
 from cloche.model.sshkeys import parse_public_key
 from cloche.model.units import format_size
 from cloche.render.instance import project_name, project_request, security_profile_requests
-from cloche.runtime.instances import LxdInstances
-from cloche.runtime.projects import LxdProjects
 
 # Every profile's default process limit fits this many times per environment in the project.
 PROCESSES_PER_ENVIRONMENT = 1024
@@ -37,7 +35,7 @@ def _quotas(user: UserRecord) -> ProjectQuotas:
 
 def converge_project(context: Context, user: UserRecord) -> None:
     """Make the user's LXD project and security profiles match the user's record."""
-    projects = LxdProjects(context.lxd())
+    projects = context.projects()
     projects.ensure_project(
         project_request(user.name, _quotas(user), context.config.network.bridge)
     )
@@ -92,7 +90,7 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                 converge_project(context, user)
             except Exception:
                 # Nothing half-made: the project (if any) and the record go together.
-                LxdProjects(context.lxd()).delete_project(project_name(user.name))
+                context.projects().delete_project(project_name(user.name))
                 context.database.delete_user(user.name)
                 raise
         return describe_user(context, user)
@@ -189,11 +187,12 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
                 environments.destroy(context, name, env.name)
             progress("deleting the LXD project")
             project = project_name(name)
-            instances = LxdInstances.for_project(context.config.lxd.socket, project)
-            if LxdProjects(context.lxd()).get_project(project) is not None:
+            projects = context.projects()
+            if projects.get_project(project) is not None:
+                instances = context.instances(project)
                 for instance in instances.list():
                     instances.delete(instance.name)
-                LxdProjects(context.lxd()).delete_project(project)
+                projects.delete_project(project)
             context.database.delete_user(name)
 
     return context.operations.submit("remove user", target, work)

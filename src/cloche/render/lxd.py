@@ -52,6 +52,10 @@ def network_request(network: NetworkConfig) -> dict[str, Any]:
         "ipv4.address": network.gateway_cidr,
         "ipv4.nat": "true",
         "ipv6.address": "auto" if network.ipv6 else "none",
+        # With instance DNS names on, LXD 5.0.2 refuses to start an instance whose name is used
+        # by any other instance on the bridge, in any project: two users could not both have an
+        # environment called 'web'. DHCP and DNS forwarding still work.
+        "dns.mode": "none",
     }
     if network.ipv6:
         config["ipv6.nat"] = "true"

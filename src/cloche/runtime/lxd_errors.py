@@ -38,6 +38,10 @@ _RULES: tuple[tuple[str, type[ClocheError], str], ...] = (
     ("is not running", Conflict, "start the environment first"),
     ("only empty projects can be removed", Conflict, "remove what the project holds first"),
     ("currently in use", Conflict, "remove what uses it first"),
+    # A quota lowered below what the environments already hold.
+    ("is too low", Conflict, "shrink or delete environments first, or keep the higher quota"),
+    ("conflict detected", Conflict, "change or delete the environments that need it first"),
+    ("non-empty project", Conflict, "delete the project's environments first"),
 )
 
 

@@ -1,0 +1,492 @@
+"""In-memory fakes for the runtime boundary (LXD instances and projects) and a Context wired to them.
+
+One FakeLxd holds every project, its profiles and its instances, and records each call made
+through the FakeInstances (one project's view) and FakeProjects objects the Context's factories
+hand out. Tests tell it to fail a step with `fail_boot` or `fail[method] = error`, and can run a
+hook just before a method acts with `before[method] = callable(project, *args)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from cloche.core import users
+from cloche.core.context import Context
+from cloche.core.operations import OperationRunner
+from cloche.model.audit import AuditEvent
+from cloche.model.commands import NewUser
+from cloche.model.config import ClocheConfig
+from cloche.model.errors import ClocheError, Conflict, Invalid, NotFound
+from cloche.model.limits import Limits
+from cloche.model.records import OperationRecord
+from cloche.model.units import format_size
+from cloche.runtime.instances import (
+    OWNER_KEY,
+    ROLE_KEY,
+    ROLE_TEMPLATE,
+    BootFailure,
+    BootReport,
+    ExecResult,
+    InstanceInfo,
+    InstanceState,
+    TemplateReport,
+)
+from cloche.runtime.lxd import Lxd, LxdObject
+from cloche.store.audit import AuditLog
+from cloche.store.database import Database
+
+DATA = Path(__file__).parent / "data"
+GIB = 1024**3
+HOST_KEY_LINES = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyEd25519 root@env\n"
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIHostKeyEcdsa root@env\n"
+)
+HOST_KEYS = {
+    "ssh-ed25519": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyEd25519",
+    "ecdsa-sha2-nistp256": "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIHostKeyEcdsa",
+}
+
+
+def public_key(name: str) -> str:
+    """The text of one of the test keys in tests/unit/data (ed25519, ecdsa, rsa1024, rsa3072)."""
+    return (DATA / f"{name}.pub").read_text().strip()
+
+
+@dataclass
+class FakeInstance:
+    """One instance as the fake keeps it."""
+
+    info: InstanceInfo
+    ipv4: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call made through the fakes: project (None for FakeProjects), method, arguments."""
+
+    project: str | None
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+ExecHandler = Callable[[str, str, Sequence[str], dict[str, Any]], ExecResult | None]
+
+
+class FakeLxd:
+    """Everything the fakes share: projects, profiles, instances, recorded calls, failures."""
+
+    def __init__(self) -> None:
+        self.projects: dict[str, LxdObject] = {}
+        self.profiles: dict[str, dict[str, dict[str, Any]]] = {}
+        self.instances: dict[str, dict[str, FakeInstance]] = {}
+        self.calls: list[Call] = []
+        self.fail: dict[str, ClocheError] = {}
+        self.fail_boot = False
+        self.before: dict[str, Callable[..., None]] = {}
+        # Answers exec before the default one does; return None to fall through.
+        self.exec_handler: ExecHandler | None = None
+        self._lock = threading.RLock()
+        self._next_address = 10
+
+    # Recording and failing -------------------------------------------------------------
+
+    def called(self, project: str | None, method: str, *args: Any, **kwargs: Any) -> None:
+        """Record a call, run its hook, raise the failure set for it."""
+        with self._lock:
+            self.calls.append(Call(project, method, args, dict(kwargs)))
+        hook = self.before.get(method)
+        if hook is not None:
+            hook(project, *args)
+        error = self.fail.get(method)
+        if error is not None:
+            raise error
+
+    def methods(self, project: str | None = None) -> list[str]:
+        """The names of the methods called (in one project when given), in order."""
+        return [
+            call.method for call in self.calls if project is None or call.project == project
+        ]
+
+    def calls_of(self, method: str) -> list[Call]:
+        """Every call of one method, in order."""
+        return [call for call in self.calls if call.method == method]
+
+    # Building state directly (for tests of what a crash leaves behind) -----------------
+
+    def add_instance(
+        self,
+        project: str,
+        name: str,
+        *,
+        role: str = "environment",
+        owner: str | None = None,
+        status: str = "Stopped",
+    ) -> FakeInstance:
+        """Put an instance in a project without going through the fake's methods."""
+        config = {ROLE_KEY: role}
+        if owner is not None:
+            config[OWNER_KEY] = owner
+        with self._lock:
+            self._next_address += 1
+            instance = FakeInstance(
+                info=InstanceInfo(name=name, status=status, profiles=(), config=config),
+                ipv4=f"10.120.0.{self._next_address}",
+            )
+            self.instances.setdefault(project, {})[name] = instance
+        return instance
+
+    def instance_names(self, project: str) -> list[str]:
+        """Names of the instances of a project, sorted."""
+        return sorted(self.instances.get(project, {}))
+
+    # Factories for Context -------------------------------------------------------------
+
+    def instances_factory(self, socket_path: str, project: str) -> FakeInstances:
+        """Context.instances_factory: the socket path is ignored."""
+        return FakeInstances(self, project)
+
+    def projects_factory(self, lxd: object) -> FakeProjects:
+        """Context.projects_factory: the connection is ignored (and never made)."""
+        return FakeProjects(self)
+
+
+class FakeInstances:
+    """One project's instances; mimics runtime.instances.LxdInstances."""
+
+    def __init__(self, lxd: FakeLxd, project: str) -> None:
+        self.fake = lxd
+        self.project = project
+
+    @property
+    def _store(self) -> dict[str, FakeInstance]:
+        return self.fake.instances.setdefault(self.project, {})
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self.fake.called(self.project, method, *args, **kwargs)
+
+    def _require(self, name: str) -> FakeInstance:
+        instance = self._store.get(name)
+        if instance is None:
+            raise NotFound(
+                f"There is no environment {name!r} in project {self.project}; check the name."
+            )
+        return instance
+
+    def _set_status(self, name: str, status: str) -> None:
+        instance = self._require(name)
+        instance.info = dataclasses.replace(instance.info, status=status)
+
+    # Reading ---------------------------------------------------------------------------
+
+    def find(self, name: str) -> InstanceInfo | None:
+        self._call("find", name)
+        instance = self._store.get(name)
+        return None if instance is None else instance.info
+
+    def get(self, name: str) -> InstanceInfo:
+        self._call("get", name)
+        return self._require(name).info
+
+    def list(self) -> list[InstanceInfo]:
+        self._call("list")
+        return sorted((i.info for i in self._store.values()), key=lambda info: info.name)
+
+    def state(self, name: str) -> InstanceState:
+        self._call("state", name)
+        instance = self._require(name)
+        running = instance.info.running
+        return InstanceState(
+            name=name,
+            status=instance.info.status,
+            ipv4=instance.ipv4 if running else None,
+            memory_bytes=100 * 1024**2 if running else 0,
+            processes=20 if running else 0,
+            pid=4242 if running else 0,
+        )
+
+    def status(self, name: str) -> str:
+        return self._require(name).info.status
+
+    # Creating --------------------------------------------------------------------------
+
+    def create(self, request: Mapping[str, Any], timeout: float = 300) -> InstanceInfo:
+        self._call("create", dict(request))
+        return self._make(request)
+
+    def _make(self, request: Mapping[str, Any]) -> InstanceInfo:
+        name = str(request["name"])
+        if name in self._store:
+            raise Conflict(f"Instance {name!r} already exists in project {self.project}.")
+        instance = self.fake.add_instance(self.project, name)
+        instance.info = InstanceInfo(
+            name=name,
+            status="Stopped",
+            profiles=tuple(request.get("profiles") or ()),
+            config={key: str(value) for key, value in (request.get("config") or {}).items()},
+            devices={key: dict(value) for key, value in (request.get("devices") or {}).items()},
+        )
+        instance.request = dict(request)
+        return instance.info
+
+    def create_from_template(
+        self, request: Mapping[str, Any], timeout: float = 120
+    ) -> InstanceInfo:
+        self._call("create_from_template", dict(request))
+        source = request.get("source") or {}
+        if source.get("type") != "copy":
+            raise Invalid(f"Environment {request.get('name')!r} must be copied from a template.")
+        template = self._require(str(source["source"]))
+        if template.info.running:
+            raise Conflict(f"Template {template.info.name!r} is running.")
+        return self._make(request)
+
+    def ensure_template(
+        self, request: Mapping[str, Any], boot_timeout: float = 120
+    ) -> TemplateReport:
+        self._call("ensure_template", dict(request))
+        name = str(request["name"])
+        if name in self._store:
+            return TemplateReport(name=name, action="kept")
+        self._make(request)
+        return TemplateReport(name=name, action="created")
+
+    # Life cycle ------------------------------------------------------------------------
+
+    def start(self, name: str, timeout: float = 60) -> None:
+        self._call("start", name)
+        self._set_status(name, "Running")
+
+    def stop(self, name: str, timeout: float = 30, force_timeout: float = 60) -> str:
+        self._call("stop", name)
+        if self._require(name).info.status == "Stopped":
+            return "already stopped"
+        self._set_status(name, "Stopped")
+        return "stopped"
+
+    def restart(self, name: str, timeout: float = 30) -> None:
+        self._call("restart", name)
+        self._set_status(name, "Running")
+
+    def delete(self, name: str, timeout: float = 120) -> bool:
+        self._call("delete", name)
+        return self._store.pop(name, None) is not None
+
+    def wait_until_booted(self, name: str, timeout: float = 120) -> BootReport:
+        self._call("wait_until_booted", name)
+        instance = self._require(name)
+        if self.fake.fail_boot or not instance.info.running:
+            raise BootFailure(
+                f"Environment {name!r} in project {self.project} stopped while booting "
+                "(status Stopped, console ends with 'Kernel panic'); read its console log.",
+                "Kernel panic",
+            )
+        return BootReport(name, "running", (), 0.0)
+
+    # Limits and inside -----------------------------------------------------------------
+
+    def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
+        self._call("set_limits", name, limits)
+        instance = self._require(name)
+        config = {
+            **instance.info.config,
+            "limits.cpu": str(limits.cpu),
+            "limits.memory": format_size(limits.memory_bytes),
+            "limits.processes": str(limits.processes),
+        }
+        instance.info = dataclasses.replace(instance.info, config=config)
+        return instance.info
+
+    def exec(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        user: int | None = None,
+        group: int | None = None,
+        cwd: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        options = {
+            "stdin": stdin,
+            "user": user,
+            "group": group,
+            "cwd": cwd,
+            "environment": dict(environment) if environment is not None else None,
+            "timeout": timeout,
+        }
+        self._call("exec", name, list(argv), **options)
+        if not argv:
+            raise Invalid("Give a command to run; the argument list is empty.")
+        instance = self._require(name)
+        if not instance.info.running:
+            raise Conflict(f"Instance {name!r} is not running.")
+        if self.fake.exec_handler is not None:
+            answer = self.fake.exec_handler(self.project, name, list(argv), options)
+            if answer is not None:
+                return answer
+        if list(argv) == ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]:
+            return ExecResult(0, HOST_KEY_LINES.encode(), b"")
+        return ExecResult(0, b"", b"")
+
+    def push_file(
+        self, name: str, path: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0
+    ) -> None:
+        self._call("push_file", name, path, data, mode=mode, uid=uid, gid=gid)
+        self._require(name)
+
+
+class FakeProjects:
+    """LXD's projects and their profiles; mimics runtime.projects.LxdProjects."""
+
+    def __init__(self, lxd: FakeLxd) -> None:
+        self.fake = lxd
+
+    def get_project(self, name: str) -> LxdObject | None:
+        self.fake.called(None, "get_project", name)
+        return self.fake.projects.get(name)
+
+    def list_projects(self, prefix: str = "") -> list[str]:
+        self.fake.called(None, "list_projects", prefix)
+        return sorted(name for name in self.fake.projects if name.startswith(prefix))
+
+    def ensure_project(self, request: dict[str, Any]) -> str:
+        self.fake.called(None, "ensure_project", request)
+        name = request["name"]
+        wanted = LxdObject(
+            name=name,
+            description=request.get("description", ""),
+            config={key: str(value) for key, value in request.get("config", {}).items()},
+        )
+        observed = self.fake.projects.get(name)
+        self.fake.projects[name] = wanted
+        if observed is None:
+            return "created"
+        return "kept" if observed == wanted else "updated"
+
+    def ensure_profiles(self, project: str, requests: list[dict[str, Any]]) -> dict[str, str]:
+        self.fake.called(None, "ensure_profiles", project, requests)
+        if project not in self.fake.projects:
+            raise NotFound(f"LXD has no project {project!r}.")
+        done = {}
+        profiles = self.fake.profiles.setdefault(project, {})
+        for request in requests:
+            observed = profiles.get(request["name"])
+            profiles[request["name"]] = request
+            done[request["name"]] = (
+                "created" if observed is None else "kept" if observed == request else "updated"
+            )
+        return done
+
+    def delete_project(self, name: str, timeout: float = 120) -> None:
+        self.fake.called(None, "delete_project", name)
+        # As the real one: NotFound when absent, Conflict while environments remain.
+        if name not in self.fake.projects:
+            raise NotFound(f"LXD has no project {name!r}; check the user name.")
+        instances = self.fake.instances.get(name, {})
+        remaining = [n for n, i in instances.items() if i.info.role != ROLE_TEMPLATE]
+        if remaining:
+            raise Conflict(
+                f"Project {name!r} still holds {len(remaining)} environment(s) "
+                f"({', '.join(remaining)}); delete them first."
+            )
+        self.fake.instances.pop(name, None)
+        self.fake.profiles.pop(name, None)
+        del self.fake.projects[name]
+
+
+_NO_LXD = object()
+
+
+@dataclass
+class FakeContext(Context):
+    """A Context that never connects to LXD: its factories hand out fakes."""
+
+    fake: FakeLxd = field(default_factory=FakeLxd)
+
+    def lxd(self, project: str | None = None) -> Lxd:
+        # projects() passes this to projects_factory, which ignores it.
+        return cast(Lxd, _NO_LXD)
+
+
+def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeContext:
+    """A Context on a real Database and AuditLog in tmp_path, with fakes at the LXD boundary."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(state_dir / "cloche.db")
+    database.migrate()
+    fake = FakeLxd()
+    return FakeContext(
+        config=config or ClocheConfig(),
+        state_dir=state_dir,
+        database=database,
+        audit=AuditLog(state_dir / "audit.log"),
+        operations=OperationRunner(database),
+        instances_factory=cast(Any, fake.instances_factory),
+        projects_factory=cast(Any, fake.projects_factory),
+        fake=fake,
+    )
+
+
+@contextmanager
+def fake_context(tmp_path: Path, config: ClocheConfig | None = None) -> Iterator[FakeContext]:
+    """make_context, then wait for its operations and close its database."""
+    context = make_context(tmp_path, config)
+    try:
+        yield context
+    finally:
+        context.operations.shutdown()
+        context.database.close()
+
+
+def wait_operation(context: Context, operation_id: str, timeout: float = 5.0) -> OperationRecord:
+    """Poll the database until the operation has finished; return its record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        operation = context.database.get_operation(operation_id)
+        if operation.finished:
+            return operation
+        if time.monotonic() > deadline:
+            raise AssertionError(f"operation {operation_id} still {operation.status}")
+        time.sleep(0.005)
+
+
+def events(context: Context, action: str | None = None) -> list[AuditEvent]:
+    """Every audit event so far (of one action when given), oldest first."""
+    return [event for event in context.audit.read() if action is None or event.action == action]
+
+
+def add_user(
+    context: Context,
+    name: str = "alice",
+    *,
+    keys: Sequence[str] = ("ed25519",),
+    max_envs: int = 5,
+    cpu: int = 4,
+    memory_bytes: int = 8 * GIB,
+    disk_bytes: int = 50 * GIB,
+) -> dict[str, Any]:
+    """Add a user through core (so their fake project and profiles exist)."""
+    return users.add_user(
+        context,
+        "admin-test",
+        NewUser(
+            name=name,
+            ssh_keys=tuple(public_key(key) for key in keys),
+            role="member",
+            max_envs=max_envs,
+            cpu=cpu,
+            memory_bytes=memory_bytes,
+            disk_bytes=disk_bytes,
+        ),
+    )
