@@ -255,7 +255,8 @@ def test_killing_the_daemon_mid_create_leaves_nothing_half_made() -> None:
     Path("/run/systemd/system").is_dir(), reason="LXD runs under systemd on this machine"
 )
 def test_environments_survive_an_lxd_restart(owner: str) -> None:
-    pid = int((STATE_DIR / "run" / "lxd.pid").read_text())
+    # The LXD that 'cloche host init' started (its pid, as LXD itself reports it).
+    pid = int(json.loads(lxc("query", "/1.0").stdout)["environment"]["server_pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:

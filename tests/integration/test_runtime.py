@@ -66,9 +66,9 @@ class Tenant:
         assert report.state == "running", report
         return name
 
-    def sh(self, name: str, script: str, **kwargs: object) -> str:
+    def sh(self, name: str, script: str) -> str:
         """Run a shell script inside; return stdout, failing on a non-zero exit."""
-        result = self.instances.exec(name, ["sh", "-c", script], timeout=60, **kwargs)  # type: ignore[arg-type]
+        result = self.instances.exec(name, ["sh", "-c", script], timeout=60)
         assert result.exit_code == 0, (script, result)
         return result.text.strip()
 
@@ -85,6 +85,8 @@ def _eventually(read: Callable[[], str], expected: str, seconds: float = 15) -> 
 
 def _remove_project(project: str) -> None:
     """Delete everything this module made, with the plain lxc client (works even if ours broke)."""
+    # Other suites restart LXD; wait for it rather than leave the project behind.
+    subprocess.run(["lxd", "waitready", "--timeout=60"], check=False, capture_output=True)
     listed = lxc("list", "--project", project, "--format", "json", check=False)
     if listed.returncode == 0:
         for instance in json.loads(listed.stdout or "[]"):
@@ -125,6 +127,7 @@ def bridge() -> Iterator[tuple[str, str]]:
     try:
         yield name, prefix
     finally:
+        subprocess.run(["lxd", "waitready", "--timeout=60"], check=False, capture_output=True)
         lxc("network", "delete", name, check=False)
 
 
@@ -224,6 +227,10 @@ def test_copy_keeps_the_template_idmap_and_boots_with_its_limits(
     # Same map on disk as the template: LXD had nothing to remap at the first start.
     assert env.config["volatile.last_state.idmap"] == template.config["volatile.last_state.idmap"]
     assert env.config["volatile.idmap.current"] == template.config["volatile.last_state.idmap"]
+    # On disk (btrfs keeps every subvolume reachable): both are owned by the user's range.
+    for instance in (tenant.template.name, name):
+        rootfs = f"/var/lib/lxd/storage-pools/{POOL}/containers/{tenant.project}_{instance}/rootfs"
+        assert os.stat(f"{rootfs}/etc/passwd").st_uid == tenant.ids.base
     assert env.owner == tenant.user and env.role == "environment"
     assert env.profiles == ("standard",)
     uid_map = tenant.sh(name, "cat /proc/self/uid_map").split()
@@ -366,7 +373,7 @@ def test_quota_refusals_are_quota_exceeded(tenant: Tenant, standard_env: str) ->
     too_big = Limits(
         cpu=QUOTAS.cpu + 1, memory_bytes=SMALL.memory_bytes, disk_bytes=4 * GIB, processes=100
     )
-    with pytest.raises(QuotaExceeded, match=r"Reached maximum aggregate value .* limits\.cpu"):
+    with pytest.raises(QuotaExceeded, match=r"Reached maximum aggregate value .*limits\.cpu"):
         tenant.create_env("t-rt-toobig", limits=too_big)
     with pytest.raises(QuotaExceeded, match=r"limits\.cpu"):
         tenant.instances.set_limits(standard_env, too_big)

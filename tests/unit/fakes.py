@@ -1,4 +1,4 @@
-"""In-memory fakes for the runtime boundary (LXD instances and projects) and a Context wired to them.
+"""In-memory fakes for the runtime boundary (LXD instances and projects), and a Context on them.
 
 One FakeLxd holds every project, its profiles and its instances, and records each call made
 through the FakeInstances (one project's view) and FakeProjects objects the Context's factories
@@ -112,9 +112,7 @@ class FakeLxd:
 
     def methods(self, project: str | None = None) -> list[str]:
         """The names of the methods called (in one project when given), in order."""
-        return [
-            call.method for call in self.calls if project is None or call.project == project
-        ]
+        return [call.method for call in self.calls if project is None or call.project == project]
 
     def calls_of(self, method: str) -> list[Call]:
         """Every call of one method, in order."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -343,12 +343,29 @@ class LxdInstances:
 
     # Life cycle ----------------------------------------------------------------------------
 
+    def _when_not_busy(self, call: Callable[[], object], timeout: float) -> None:
+        # LXD refuses a second operation on an instance while one runs, e.g. the stop it does by
+        # itself when an instance's init exits: "Instance is busy running a "stop" operation".
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                call()
+                return
+            except (OperationFailed, lxd_errors.LXDAPIException) as error:
+                if "is busy running" not in lxd_text(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_POLL_SECONDS)
+
     def _change_state(
         self, name: str, action: str, timeout: float, *, force: bool = False, grace: int = -1
     ) -> None:
         body: dict[str, Any] = {"action": action, "force": force, "timeout": grace}
-        response = self._client.api.instances[name].state.put(json=body)
-        run_operation(self._client, response, timeout)
+        self._when_not_busy(
+            lambda: run_operation(
+                self._client, self._client.api.instances[name].state.put(json=body), timeout
+            ),
+            timeout,
+        )
 
     def start(self, name: str, timeout: float = 60) -> None:
         """Start an instance (no-op when running); boot progress is wait_until_booted's job."""
@@ -403,8 +420,12 @@ class LxdInstances:
                     if "already stopped" not in lxd_text(error):
                         raise
         with self._refusals(f"delete {name!r}"):
-            response = self._client.api.instances[name].delete()
-            run_operation(self._client, response, timeout)
+            self._when_not_busy(
+                lambda: run_operation(
+                    self._client, self._client.api.instances[name].delete(), timeout
+                ),
+                timeout,
+            )
         return True
 
     def wait_until_booted(self, name: str, timeout: float = 120) -> BootReport:
