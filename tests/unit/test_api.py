@@ -154,11 +154,6 @@ def test_every_error_class_maps_in_one_place(
         pytest.param(
             {"user": "alice", "name": "web", "memory": "lots"},
             "memory",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: api/app.py _validation_sentence keeps pydantic's 'Value error, ' "
-                "prefix and the inner sentence's full stop ('... 20GiB.; fix the request')",
-            ),
             id="bad-size",
         ),
         pytest.param({"user": "alice", "name": "web", "colour": "red"}, "colour", id="unknown"),

@@ -96,11 +96,6 @@ def test_two_users_get_ranges_that_do_not_overlap(context: FakeContext) -> None:
     assert (alice_base, bob_base) == (str(alice.uid_base), str(bob.uid_base))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: users.add_user's cleanup calls delete_project on a project that was never "
-    "created; its NotFound replaces the error and skips database.delete_user",
-)
 def test_failing_ensure_project_leaves_no_user(context: FakeContext) -> None:
     context.fake.fail["ensure_project"] = HostFailure("LXD refused the project; check LXD.")
 

@@ -31,7 +31,8 @@ Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 def _validation_sentence(error: RequestValidationError) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"] if part != "body")
-    return f"{location or 'request'}: {first['msg']}; fix the request and retry."
+    message = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
+    return f"{location or 'request'}: {message}; fix the request and retry."
 
 
 def create_app(context: Context) -> FastAPI:

@@ -22,8 +22,8 @@ ACTOR = "cloche-reconciler"
 INTERVAL_SECONDS = 60.0
 
 
-def reconcile_environments(context: Context) -> list[str]:
-    """One pass: repair or report every mismatch; return one line per finding."""
+def reconcile_environments(context: Context, *, startup: bool = False) -> list[str]:
+    """One pass: repair (at startup) or report every mismatch; return one line per finding."""
     findings: list[str] = []
     records = {(env.user, env.name): env for env in context.database.list_environments()}
     running_targets = {
@@ -32,8 +32,12 @@ def reconcile_environments(context: Context) -> list[str]:
     for (user, name), env in records.items():
         target = f"{user}/{name}"
         instances = context.user_instances(user)
-        if env.status in ("creating", "deleting") and target not in running_targets:
-            with context.locked(f"env:{target}"):
+        if env.status in ("creating", "deleting"):
+            # While this daemon runs, every such record belongs to one of its own operations
+            # (which cleans up after itself); only at startup can one be an orphan.
+            if not startup or target in running_targets or user in running_targets:
+                continue
+            with context.locked(f"env:{target}"):  # repair the orphan
                 with contextlib.suppress(ClocheError):
                     instances.delete(name)
                 context.database.delete_environment(user, name)
@@ -68,10 +72,10 @@ def reconcile_environments(context: Context) -> list[str]:
     return findings
 
 
-def reconcile_once(context: Context) -> list[str]:
+def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
     """A whole pass, logging instead of raising so the daemon keeps serving."""
     try:
-        findings = reconcile_environments(context)
+        findings = reconcile_environments(context, startup=startup)
     except ClocheError as error:
         log.warning("reconcile pass failed: %s", error)
         return [f"reconcile failed: {error}"]
@@ -89,8 +93,10 @@ def start_reconciler(context: Context) -> threading.Thread:
         log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
 
     def loop() -> None:
+        startup = True
         while True:
-            reconcile_once(context)
+            reconcile_once(context, startup=startup)
+            startup = False
             threading.Event().wait(INTERVAL_SECONDS)
 
     thread = threading.Thread(target=loop, name="reconciler", daemon=True)

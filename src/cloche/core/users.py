@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from typing import Any
 
@@ -10,7 +11,7 @@ from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.model.audit import JsonValue
 from cloche.model.commands import NewUser, QuotaChanges
-from cloche.model.errors import Conflict
+from cloche.model.errors import ClocheError, Conflict
 from cloche.model.limits import ProjectQuotas
 from cloche.model.names import check_user_name
 from cloche.model.records import UserRecord
@@ -90,7 +91,10 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                 converge_project(context, user)
             except Exception:
                 # Nothing half-made: the project (if any) and the record go together.
-                context.projects().delete_project(project_name(user.name))
+                projects = context.projects()
+                with contextlib.suppress(ClocheError):
+                    if projects.get_project(project_name(user.name)) is not None:
+                        projects.delete_project(project_name(user.name))
                 context.database.delete_user(user.name)
                 raise
         return describe_user(context, user)
