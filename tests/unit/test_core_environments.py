@@ -65,6 +65,16 @@ def create(context: FakeContext, name: str = "web", **limits: int) -> None:
 # Create ----------------------------------------------------------------------------------------
 
 
+def test_static_addresses_are_distinct_and_reused_after_removal(context: FakeContext) -> None:
+    for name in ("one", "two"):
+        wait_operation(context, environments.request_create(context, "alice", new_env(name=name)))
+    addresses = {env.name: env.address for env in context.database.list_environments("alice")}
+    assert addresses == {"one": "10.120.0.10", "two": "10.120.0.11"}
+    wait_operation(context, environments.request_remove(context, "alice", "alice", "one"))
+    wait_operation(context, environments.request_create(context, "alice", new_env(name="three")))
+    assert context.database.get_environment("alice", "three").address == "10.120.0.10"
+
+
 def test_create_records_creating_then_ready_with_address_and_host_keys(
     context: FakeContext,
 ) -> None:
@@ -83,7 +93,9 @@ def test_create_records_creating_then_ready_with_address_and_host_keys(
     assert record.status == "ready"
     instance = context.fake.instances[PROJECT]["web"]
     assert instance.info.running
-    assert record.address == instance.ipv4
+    # A static address on the bridge, recorded before the instance exists and set on its NIC.
+    assert record.address == "10.120.0.10"
+    assert instance.info.devices["eth0"]["ipv4.address"] == record.address
     assert record.state_hint == "Running"
     assert record.host_keys == HOST_KEYS
     created = events(context, "created environment")

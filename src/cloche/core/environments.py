@@ -11,6 +11,7 @@ from typing import Any
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.model.audit import JsonValue
+from cloche.model.addresses import allocate_address
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
 from cloche.model.errors import ClocheError, Conflict, Invalid
 from cloche.model.limits import Limits
@@ -20,6 +21,7 @@ from cloche.model.records import EnvironmentRecord, UserRecord
 from cloche.model.units import format_size
 from cloche.render.account import OWNER_UID, account_script, authorized_keys
 from cloche.render.image import image_alias
+from cloche.render.lxd import static_nic
 from cloche.render.instance import (
     instance_request,
     template_name,
@@ -150,23 +152,18 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
             new=True,
         )
         image = command.image or image_alias(context.config.image.release)
-        context.database.add_environment(
-            user_name,
-            name,
-            image=image,
-            profile=command.profile,
-            cpu=limits.cpu,
-            memory_bytes=limits.memory_bytes,
-            disk_bytes=limits.disk_bytes,
-            processes=limits.processes,
-            status="creating",
-        )
-    details = {"profile": command.profile, "image": image, "limits": limits.describe()}
+        address = _record_new_environment(context, user_name, name, image, command, limits)
+    details: dict[str, JsonValue] = {
+        "profile": command.profile,
+        "image": image,
+        "limits": limits.describe(),
+        "address": address,
+    }
 
     def work(progress: Progress) -> None:
         with audited(context, actor, "created environment", target, details):
             try:
-                _build(context, user_name, name, image, command.profile, limits, progress)
+                _build(context, user_name, name, image, command.profile, limits, address, progress)
             except BaseException:
                 progress("cleaning up")
                 with contextlib.suppress(ClocheError):
@@ -177,6 +174,33 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
     return context.operations.submit("create environment", target, work)
 
 
+def _record_new_environment(
+    context: Context,
+    user: str,
+    name: str,
+    image: str,
+    command: NewEnvironment,
+    limits: Limits,
+) -> str:
+    """Record the environment as 'creating' with the lowest free static address."""
+    with context.locked("addresses"):
+        used = [env.address for env in context.database.list_environments() if env.address]
+        address = allocate_address(context.config.network.subnet, used)
+        context.database.add_environment(
+            user,
+            name,
+            image=image,
+            profile=command.profile,
+            cpu=limits.cpu,
+            memory_bytes=limits.memory_bytes,
+            disk_bytes=limits.disk_bytes,
+            processes=limits.processes,
+            status="creating",
+            address=address,
+        )
+    return address
+
+
 def _build(
     context: Context,
     user: str,
@@ -184,6 +208,7 @@ def _build(
     image: str,
     profile: str,
     limits: Limits,
+    address: str,
     progress: Progress,
 ) -> None:
     instances = context.user_instances(user)
@@ -192,16 +217,16 @@ def _build(
         progress("preparing the user's template (the first time shifts it to the user's ids)")
         instances.ensure_template(template_request(image, user, pool))
         progress("copying the template")
-        instances.create_from_template(
-            instance_request(
-                name,
-                profile=profile,
-                limits=limits,
-                user=user,
-                pool=pool,
-                source_instance=template_name(image),
-            )
+        request = instance_request(
+            name,
+            profile=profile,
+            limits=limits,
+            user=user,
+            pool=pool,
+            source_instance=template_name(image),
         )
+        request["devices"]["eth0"] = static_nic(context.config.network.bridge, address)
+        instances.create_from_template(request)
     progress("starting")
     instances.start(name)
     progress("waiting for systemd")
@@ -214,7 +239,6 @@ def _build(
         name,
         status="ready",
         state_hint=state.status,
-        address=state.ipv4,
         host_keys=_host_keys(instances, name),
     )
 

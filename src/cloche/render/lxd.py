@@ -189,3 +189,8 @@ def plan_lxd(
         plan_network(config.network, network),
         plan_profile(config, profile),
     ]
+
+
+def static_nic(bridge_name: str, address: str) -> dict[str, str]:
+    """An eth0 device with a fixed address, so forwards and ssh configs survive restarts."""
+    return {"type": "nic", "network": bridge_name, "name": "eth0", "ipv4.address": address}
