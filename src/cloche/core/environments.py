@@ -10,8 +10,8 @@ from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
-from cloche.model.audit import JsonValue
 from cloche.model.addresses import allocate_address
+from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
 from cloche.model.errors import ClocheError, Conflict, Invalid
 from cloche.model.limits import Limits
@@ -21,12 +21,12 @@ from cloche.model.records import EnvironmentRecord, UserRecord
 from cloche.model.units import format_size
 from cloche.render.account import OWNER_UID, account_script, authorized_keys
 from cloche.render.image import image_alias
-from cloche.render.lxd import static_nic
 from cloche.render.instance import (
     instance_request,
     template_name,
     template_request,
 )
+from cloche.render.lxd import static_nic
 from cloche.runtime.instances import ExecResult, LxdInstances
 
 Progress = Callable[[str], None]
