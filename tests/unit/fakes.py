@@ -407,6 +407,27 @@ _NO_LXD = object()
 
 
 @dataclass
+class FakeJumpAccounts:
+    """Records what core asks of the host's jump accounts, and the forwards it would allow."""
+
+    allowed: dict[str, list[str]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def converge(self, database: Database, user: str) -> None:
+        """Remember the destinations the user's account may forward to."""
+        self.allowed[user] = sorted(
+            f"{env.address}:22"
+            for env in database.list_environments(user)
+            if env.address and env.status == "ready"
+        )
+
+    def remove(self, user: str) -> None:
+        """Remember that the account was removed."""
+        self.allowed.pop(user, None)
+        self.removed.append(user)
+
+
+@dataclass
 class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
@@ -432,6 +453,7 @@ def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeCont
         operations=OperationRunner(database),
         instances_factory=cast(Any, fake.instances_factory),
         projects_factory=cast(Any, fake.projects_factory),
+        jump_accounts=FakeJumpAccounts(),
         fake=fake,
     )
 

@@ -19,7 +19,7 @@ from cloche.api.schemas import (
     Resize,
     SetQuota,
 )
-from cloche.core import environments, users
+from cloche.core import environments, ssh_access, users
 from cloche.core.context import Context
 from cloche.model.build import code_fingerprint
 from cloche.model.errors import ClocheError
@@ -93,6 +93,17 @@ def create_app(context: Context) -> FastAPI:
     @app.post("/v1/users/{name}/keys", status_code=201)
     def add_key(name: str, request: KeyRequest, actor: Actor = "unknown") -> dict[str, Any]:
         return users.add_key(context, actor, name, request.public_key)
+
+    @app.get("/v1/users/{name}/ssh-config")
+    def ssh_config(
+        name: str,
+        known_hosts_path: str,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> dict[str, str]:
+        return ssh_access.ssh_config(
+            context.database, context.config, name, host, port, known_hosts_path
+        )
 
     @app.delete("/v1/users/{name}/keys/{fingerprint:path}")
     def remove_key(name: str, fingerprint: str, actor: Actor = "unknown") -> dict[str, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -348,6 +350,61 @@ def exec_(
     raise typer.Exit(code=int(result["exit_code"]))
 
 
+def _fetch_ssh_config(
+    user: str, host: str | None, port: int | None, known_hosts: Path
+) -> dict[str, str]:
+    params: dict[str, Any] = {"known_hosts_path": str(known_hosts)}
+    if host:
+        params["host"] = host
+    if port:
+        params["port"] = port
+    with _client() as client:
+        answer: dict[str, str] = client.get(
+            f"/v1/users/{quote(user, safe='')}/ssh-config", params=params
+        )
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    known_hosts.write_text(answer["known_hosts"])
+    return answer
+
+
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Name or address of this host as clients reach it.")
+]
+PortOption = Annotated[int | None, typer.Option("--port", help="Port of the host's sshd.")]
+
+
+@handle_errors
+def ssh_config(
+    user: str,
+    host: HostOption = None,
+    port: PortOption = None,
+    known_hosts: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the pinned host keys (default ~/.ssh/cloche-USER)."),
+    ] = None,
+) -> None:
+    """Print an ssh_config block per environment of USER, every host key pinned (no TOFU)."""
+    path = (known_hosts or Path.home() / ".ssh" / f"cloche-{user}.known_hosts").absolute()
+    typer.echo(_fetch_ssh_config(user, host, port, path)["config"], nl=False)
+
+
+@handle_errors
+def ssh(
+    address: Annotated[str, typer.Argument(help="USER/NAME")],
+    command: Annotated[list[str] | None, typer.Argument(help="A command to run, after --.")] = None,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
+    """Open an SSH session in an environment through the host's jump account."""
+    user, name = split_address(address)
+    with tempfile.TemporaryDirectory(prefix="cloche-ssh-") as directory:
+        known_hosts = Path(directory) / "known_hosts"
+        config = Path(directory) / "config"
+        config.write_text(_fetch_ssh_config(user, host, port, known_hosts)["config"])
+        status = subprocess.run(["ssh", "-F", str(config), name, *(command or [])], check=False)
+    raise typer.Exit(code=status.returncode)
+
+
 def register_environment_commands(app: typer.Typer) -> None:
     """Add the environment commands to the top-level app (cloche create, cloche list, ...)."""
     app.command("create")(create)
@@ -361,6 +418,10 @@ def register_environment_commands(app: typer.Typer) -> None:
     app.command(
         "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
     )(exec_)
+    app.command("ssh-config")(ssh_config)
+    app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        ssh
+    )
 
 
 # Audit ---------------------------------------------------------------------------------------

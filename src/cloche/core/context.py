@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
@@ -18,6 +20,28 @@ from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
+
+
+class JumpAccounts(Protocol):
+    """The host side of SSH access (a fake in unit tests, so they never touch host accounts)."""
+
+    def converge(self, database: Database, user: str) -> None:
+        """Make the user's jump account and its allowed forwards match the database."""
+
+    def remove(self, user: str) -> None:
+        """Remove the user's jump account."""
+
+
+class HostJumpAccounts:
+    """Jump accounts on this host's sshd."""
+
+    def converge(self, database: Database, user: str) -> None:
+        """Make the user's jump account and its allowed forwards match the database."""
+        ssh_access.converge_user(database, user)
+
+    def remove(self, user: str) -> None:
+        """Remove the user's jump account."""
+        ssh_access.remove_user(user)
 
 
 @dataclass
@@ -32,6 +56,9 @@ class Context:
     # The runtime boundary: unit tests replace these factories with fakes.
     instances_factory: Callable[[str, str], LxdInstances] = LxdInstances.for_project
     projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
+    jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
+    # Findings of the reconciler already written to the audit log by this daemon.
+    reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )

@@ -241,6 +241,8 @@ def _build(
         state_hint=state.status,
         host_keys=_host_keys(instances, name),
     )
+    progress("opening the jump account's forward")
+    context.jump_accounts.converge(context.database, user)
 
 
 def request_action(context: Context, actor: str, user: str, name: str, action: str) -> str:
@@ -277,6 +279,7 @@ def destroy(context: Context, user: str, name: str) -> None:
     context.database.update_environment(user, name, status="deleting")
     context.user_instances(user).delete(name)
     context.database.delete_environment(user, name)
+    context.jump_accounts.converge(context.database, user)
 
 
 def request_remove(context: Context, actor: str, user: str, name: str) -> str:

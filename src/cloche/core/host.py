@@ -8,14 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloche.core import ssh_access
 from cloche.core.daemon_service import daemon_health, ensure_daemon
-from cloche.host import lxd_daemon, packages, sysctl
+from cloche.host import lxd_daemon, packages, sshd, sysctl
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
 from cloche.render import sysctl as sysctl_render
 from cloche.render.config import render_config_yaml
 from cloche.render.lxd import Kind, Observed, Step, plan_lxd
+from cloche.render.sshd import SshdSettings, render_sshd_dropin
 from cloche.runtime.lxd import Lxd, LxdObject
 
 Progress = Callable[[str], None]
@@ -117,6 +119,22 @@ def converge_kernel_settings(report: InitReport) -> None:
         report.unchanged.append("kernel settings")
 
 
+def converge_packages(report: InitReport, install: bool, progress: Progress) -> None:
+    """Install missing Debian packages, or with install=False name them and stop."""
+    missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
+    if missing and not install:
+        raise HostFailure(
+            f"Missing Debian packages: {' '.join(missing)}; install them with "
+            f"'apt-get install {' '.join(missing)}' or run 'cloche host init' without --no-install."
+        )
+    if missing:
+        progress(f"installing {' '.join(missing)}")
+        packages.install_packages(missing)
+        report.changes.append(f"installed {' '.join(missing)}")
+    else:
+        report.unchanged.append("packages")
+
+
 def init_host(
     config_path: Path,
     state_dir: Path,
@@ -133,18 +151,7 @@ def init_host(
     check_storage_device(config)
 
     progress("checking Debian packages")
-    missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
-    if missing and not install:
-        raise HostFailure(
-            f"Missing Debian packages: {' '.join(missing)}; install them with "
-            f"'apt-get install {' '.join(missing)}' or run 'cloche host init' without --no-install."
-        )
-    if missing:
-        progress(f"installing {' '.join(missing)}")
-        packages.install_packages(missing)
-        report.changes.append(f"installed {' '.join(missing)}")
-    else:
-        report.unchanged.append("packages")
+    converge_packages(report, install, progress)
 
     progress("applying kernel settings")
     converge_kernel_settings(report)
@@ -166,6 +173,12 @@ def init_host(
         progress(f"{step.action} {step.kind} {step.name}")
         _apply_step(lxd, step)
         report.changes.append(f"{step.action}d {step.kind} {step.name}")
+
+    progress("configuring the host's sshd")
+    changes = ssh_access.converge_sshd(config, state_dir)
+    report.changes.extend(changes)
+    if not changes:
+        report.unchanged.append("sshd")
 
     text = render_config_yaml(config)
     if read_text_or_none(config_path) != text:
@@ -263,7 +276,16 @@ def host_status(
             raise HostFailure("the cloche daemon does not answer; run 'cloche host init'.")
         return f"cloche {health.get('version')} answers on its socket"
 
+    def check_sshd() -> str:
+        if sshd.running_sshd_pid() is None and not lxd_daemon.systemd_is_running():
+            raise HostFailure("the host's sshd is not running; run 'cloche host init'.")
+        expected = render_sshd_dropin(SshdSettings())
+        if read_text_or_none(sshd.DROPIN_PATH) != expected:
+            raise HostFailure(f"{sshd.DROPIN_PATH} is not cloche's; run 'cloche host init'.")
+        return "running, key-only, jump accounts forward-only"
+
     results.append(_status_of("daemon", check_daemon))
+    results.append(_status_of("sshd", check_sshd))
     results.append(_status_of("pool", check_object("storage pool")))
     results.append(_status_of("bridge", check_object("network")))
     results.append(_status_of("profile", check_object("profile")))

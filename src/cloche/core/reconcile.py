@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 
+from cloche.core import ssh_access
 from cloche.core.context import Context
 from cloche.model.errors import ClocheError
 from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
@@ -61,7 +62,11 @@ def reconcile_environments(context: Context, *, startup: bool = False) -> list[s
             continue
         for instance in context.instances(project).list():
             if instance.role == ROLE_ENVIRONMENT and (owner, instance.name) not in records:
-                findings.append(f"{owner}/{instance.name} exists in LXD without a record")
+                finding = f"{owner}/{instance.name} exists in LXD without a record"
+                findings.append(finding)
+                if finding in context.reported:
+                    continue  # audited once per daemon run, not every pass
+                context.reported.add(finding)
                 context.record(
                     ACTOR,
                     "found unrecorded instance",
@@ -93,6 +98,10 @@ def start_reconciler(context: Context) -> threading.Thread:
         log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
 
     def loop() -> None:
+        try:
+            ssh_access.converge_all_users(context.database)
+        except ClocheError as error:
+            log.warning("could not converge the jump accounts: %s", error)
         startup = True
         while True:
             reconcile_once(context, startup=startup)

@@ -42,6 +42,10 @@ def _start_lxcfs(state_dir: Path) -> None:
 
 def start_lxd(state_dir: Path, wait_seconds: int = 60) -> str:
     """Make sure LXD runs and answers; return how ('already running', 'systemd', 'background')."""
+    if not systemd_is_running():
+        # lxcfs is what shows each container its own limits in /proc; new containers pick it
+        # up even when LXD already runs.
+        _start_lxcfs(state_dir)
     if lxd_answers():
         return "already running"
     if systemd_is_running():
@@ -49,7 +53,6 @@ def start_lxd(state_dir: Path, wait_seconds: int = 60) -> str:
         run(["systemctl", "enable", "--now", "lxd.socket", "lxd.service"], timeout=120)
         how = "systemd"
     else:
-        _start_lxcfs(state_dir)
         if running_pid(state_dir, "lxd") is None:
             start_service(
                 state_dir,

@@ -163,6 +163,22 @@ class ImageConfig(_Strict):
     )
 
 
+class SshConfig(_Strict):
+    """How people reach their environments: through the host's own sshd."""
+
+    port: int = Field(
+        default=22, ge=1, le=65535, description="Port of the host's sshd that 'ssh-config' names."
+    )
+    host: str | None = Field(
+        default=None,
+        description="Name or address people use for this host (default: its fully qualified name).",
+    )
+    emergency_keys: list[str] = Field(
+        default_factory=list,
+        description="Break-glass public keys sshd accepts for root, managed by cloche.",
+    )
+
+
 class ClocheConfig(_Strict):
     """The whole host configuration."""
 
@@ -172,6 +188,7 @@ class ClocheConfig(_Strict):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
+    ssh: SshConfig = Field(default_factory=SshConfig)
 
 
 def _location(error_location: tuple[int | str, ...]) -> str:

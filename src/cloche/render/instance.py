@@ -74,10 +74,6 @@ def template_name(image_alias: str) -> str:
     return (TEMPLATE_PREFIX + slug)[:63].rstrip("-")
 
 
-def _yes(flag: bool) -> str:
-    return "true" if flag else "false"
-
-
 def project_request(user: str, quotas: ProjectQuotas, bridge: str) -> dict[str, Any]:
     """The POST /1.0/projects body of a user's project: restricted, with the user's quotas."""
     docker = quotas.docker

@@ -1,0 +1,63 @@
+"""Every SSH authentication to a jump account lands in the audit log, even those while it was down.
+
+sshd writes its log whether or not the daemon runs; the daemon reads it from where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from cloche.core.context import Context
+from cloche.core.ssh_access import SSHD_LOG
+from cloche.host.logs import new_file_lines, new_journal_lines
+from cloche.host.lxd_daemon import systemd_is_running
+from cloche.host.sshd import SYSTEMD_UNIT
+from cloche.model.errors import ClocheError
+from cloche.model.sshlog import parse_auth_line
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0
+
+
+def audit_new_authentications(context: Context) -> int:
+    """Record the new authentication lines of cloche users; return how many were recorded."""
+    if systemd_is_running():
+        lines = new_journal_lines(SYSTEMD_UNIT, context.state_dir / "sshd.cursor")
+    else:
+        lines = new_file_lines(context.state_dir / SSHD_LOG, context.state_dir / "sshd.offset")
+    users = {user.name for user in context.database.list_users()} if lines else set()
+    recorded = 0
+    for line in lines:
+        attempt = parse_auth_line(line)
+        if attempt is None or attempt.user not in users:
+            continue
+        context.record(
+            attempt.user,
+            "authenticated over SSH" if attempt.accepted else "was refused over SSH",
+            f"jump:{attempt.user}",
+            succeeded=attempt.accepted,
+            details={
+                "method": attempt.method,
+                "key": f"{attempt.key_type} {attempt.fingerprint}" if attempt.fingerprint else None,
+                "source": f"{attempt.source}:{attempt.port}",
+            },
+        )
+        recorded += 1
+    return recorded
+
+
+def start_ssh_audit(context: Context) -> threading.Thread:
+    """Follow sshd's log in the background for as long as the daemon runs."""
+
+    def loop() -> None:
+        while True:
+            try:
+                audit_new_authentications(context)
+            except ClocheError as error:
+                log.warning("reading sshd's log failed: %s", error)
+            threading.Event().wait(POLL_SECONDS)
+
+    thread = threading.Thread(target=loop, name="ssh-audit", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,150 @@
+"""Pure typed values: what the host firewall (nftables table inet cloche) must enforce."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from cloche.model.errors import Invalid
+from cloche.model.names import check_environment_name, check_user_name
+
+FirewallMode = Literal["open", "protect"]
+FIREWALL_MODES: tuple[FirewallMode, ...] = ("open", "protect")
+EgressKeyword = Literal["open", "none"]
+
+METADATA_ADDRESS = "169.254.169.254"
+# Caddy's admin API; LXD's API port is added by the caller when LXD listens on the network.
+DEFAULT_MANAGEMENT_PORTS = (2019,)
+
+# Names end up in an nft script, so each is held to a strict pattern (users and envs: names.py).
+_INTERFACE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+
+
+def _port(what: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise Invalid(f"{what} {value!r} is not a port; use a whole number from 1 to 65535.")
+    return value
+
+
+def _ports(what: str, values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted({_port(what, value) for value in values}))
+
+
+def _ipv4(what: str, value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise Invalid(f"{what} {value!r} is not an IPv4 address such as 10.120.0.10.") from None
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError:
+        raise Invalid(
+            f"Egress destination {value!r} is not an IPv4 network; write one such as "
+            "140.82.112.0/20 (no host bits after the prefix)."
+        ) from None
+
+
+@dataclass(frozen=True)
+class EgressAllow:
+    """Egress limited to these IPv4 networks (CIDRs); anything else leaving the host is dropped."""
+
+    cidrs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # nftables refuses overlapping intervals in one set, so nested networks are merged.
+        networks = ipaddress.collapse_addresses(
+            ipaddress.IPv4Network(_cidr(cidr)) for cidr in self.cidrs
+        )
+        object.__setattr__(self, "cidrs", tuple(str(network) for network in networks))
+
+
+EgressPolicy = EgressKeyword | EgressAllow
+
+
+@dataclass(frozen=True)
+class EnvNetwork:
+    """One environment as the firewall sees it: owner, name, IPv4 address, egress policy."""
+
+    user: str
+    env: str
+    address: str
+    egress: EgressPolicy = "open"
+
+    def __post_init__(self) -> None:
+        check_user_name(self.user)
+        check_environment_name(self.env)
+        object.__setattr__(self, "address", _ipv4(f"The address of {self.name}", self.address))
+        if not isinstance(self.egress, EgressAllow) and self.egress not in ("open", "none"):
+            raise Invalid(
+                f"Egress policy {self.egress!r} of {self.name} is unknown; "
+                "use 'open', 'none' or a list of networks."
+            )
+
+    @property
+    def name(self) -> str:
+        """The 'user/env' address of this environment."""
+        return f"{self.user}/{self.env}"
+
+
+@dataclass(frozen=True)
+class FirewallPolicy:
+    """Everything the host firewall enforces; render.nftables turns it into one nft script."""
+
+    # 'protect' drops unsolicited traffic to the host except SSH, HTTP(S) and published ports;
+    # 'open' leaves the host's own input alone. In both, environments reach only DHCP, DNS and
+    # the host's public services, and tenants are isolated from each other.
+
+    mode: FirewallMode
+    bridge: str
+    gateway: str
+    ssh_port: int = 22
+    published_tcp: tuple[int, ...] = ()
+    published_udp: tuple[int, ...] = ()
+    envs: tuple[EnvNetwork, ...] = ()
+    management_ports: tuple[int, ...] = DEFAULT_MANAGEMENT_PORTS
+    metadata_address: str = METADATA_ADDRESS
+
+    def __post_init__(self) -> None:
+        if self.mode not in FIREWALL_MODES:
+            raise Invalid(f"Firewall mode {self.mode!r} is unknown; use 'open' or 'protect'.")
+        if not _INTERFACE.match(self.bridge):
+            raise Invalid(
+                f"Bridge name {self.bridge!r} is not valid; use 1 to 15 characters: a lowercase "
+                "letter, then lowercase letters, digits or '-'."
+            )
+        _port("The SSH port", self.ssh_port)
+        set_ = object.__setattr__
+        set_(self, "gateway", _ipv4("The bridge gateway", self.gateway))
+        set_(self, "metadata_address", _ipv4("The metadata address", self.metadata_address))
+        set_(self, "published_tcp", _ports("Published TCP port", self.published_tcp))
+        set_(self, "published_udp", _ports("Published UDP port", self.published_udp))
+        set_(self, "management_ports", _ports("Management port", self.management_ports))
+        exposed = {self.ssh_port, 80, 443, *self.published_tcp} & set(self.management_ports)
+        if exposed:
+            raise Invalid(
+                f"Port {min(exposed)} is both a management port and a public one; "
+                "publish services on other ports."
+            )
+        envs = sorted(self.envs, key=lambda env: (env.user, env.env))
+        seen: dict[str, str] = {}
+        for env in envs:
+            if env.address in seen:
+                raise Invalid(
+                    f"{env.name} and {seen[env.address]} share the address {env.address}; "
+                    "give each environment its own address."
+                )
+            seen[env.address] = env.name
+        set_(self, "envs", tuple(envs))
+
+    def tenants(self) -> dict[str, tuple[EnvNetwork, ...]]:
+        """Each user's environments, users sorted by name."""
+        by_user: dict[str, list[EnvNetwork]] = {}
+        for env in self.envs:
+            by_user.setdefault(env.user, []).append(env)
+        return {user: tuple(envs) for user, envs in sorted(by_user.items())}

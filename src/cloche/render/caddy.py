@@ -1,0 +1,133 @@
+"""Pure: Caddy's JSON config for published http:// and https:// routes, loaded via its admin API.
+
+One server listens on the HTTPS port for https routes (Caddy obtains their certificates and
+redirects their plain-HTTP requests), another on the HTTP port for http routes. A route matches
+its domain and its path prefix (the path is passed on unchanged) and proxies to the
+environment's plain-HTTP port. Routes are ordered by domain, then longest path first, so the
+most specific prefix wins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from cloche.model.errors import Conflict, Invalid
+from cloche.model.routes import PublishedHttpRoute
+
+TlsMode = Literal["internal", "acme"]
+HTTPS_SERVER = "cloche_https"
+HTTP_SERVER = "cloche_http"
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:2019"
+
+
+def render_caddy_config(
+    routes: Sequence[PublishedHttpRoute],
+    *,
+    tls: TlsMode,
+    admin_listen: str = DEFAULT_ADMIN_LISTEN,
+    http_port: int = 80,
+    https_port: int = 443,
+    acme_email: str | None = None,
+) -> dict[str, Any]:
+    """The whole Caddy config (admin, http and tls apps) for routes; deterministic."""
+    _check_admin_listen(admin_listen)
+    if tls not in ("internal", "acme"):
+        raise Invalid(f"TLS mode {tls!r} is unknown; use 'internal' or 'acme'.")
+    if acme_email is not None and ("@" not in acme_email or any(c.isspace() for c in acme_email)):
+        raise Invalid(
+            f"ACME e-mail {acme_email!r} is not an e-mail address; give one such as "
+            "admin@example.com."
+        )
+    ordered = sorted(routes, key=_order)
+    _refuse_auth_and_duplicates(ordered)
+    https = [published for published in ordered if published.route.scheme == "https"]
+    http = [published for published in ordered if published.route.scheme == "http"]
+    servers: dict[str, Any] = {}
+    if https:
+        servers[HTTPS_SERVER] = {
+            "listen": [f":{https_port}"],
+            "routes": [_route(published) for published in https],
+        }
+    if http:
+        servers[HTTP_SERVER] = {
+            "listen": [f":{http_port}"],
+            "routes": [_route(published) for published in http],
+        }
+    config: dict[str, Any] = {
+        "admin": {"listen": admin_listen},
+        "apps": {"http": {"http_port": http_port, "https_port": https_port, "servers": servers}},
+    }
+    domains = sorted({published.route.domain for published in https})
+    if domains:
+        config["apps"]["tls"] = {
+            "automation": {"policies": [_tls_policy(domains, tls, acme_email)]}
+        }
+    if domains and tls == "internal":
+        # Caddy would otherwise add its local root to the host's trust store.
+        config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    return config
+
+
+def _order(published: PublishedHttpRoute) -> tuple[str, str, int, str]:
+    route = published.route
+    return (route.scheme, route.domain, -len(route.path), route.path)
+
+
+def _check_admin_listen(admin_listen: str) -> None:
+    host, _, port = admin_listen.rpartition(":")
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not admin_listen.startswith("unix/") and not (loopback and port.isdigit()):
+        raise Invalid(
+            f"Caddy's admin address {admin_listen!r} is not local; it controls every route, "
+            "so use a loopback address such as 127.0.0.1:2019 or a unix/ socket."
+        )
+
+
+def _refuse_auth_and_duplicates(routes: Sequence[PublishedHttpRoute]) -> None:
+    seen: dict[tuple[str, str, str], str] = {}
+    for published in routes:
+        route = published.route
+        if route.auth is not None:
+            # Publishing it without the check would expose what its owner meant to protect.
+            raise Invalid(
+                f"Route {route.spec} of {published.env} needs sign-in, which this host does not "
+                "offer yet; publish it without @auth or wait for OIDC support."
+            )
+        key = (route.scheme, route.domain, route.path)
+        if key in seen:
+            raise Conflict(
+                f"{route.scheme}://{route.domain}{route.path} is published by both {seen[key]} "
+                f"and {published.env}; unpublish one of them."
+            )
+        seen[key] = published.env
+
+
+def _route(published: PublishedHttpRoute) -> dict[str, Any]:
+    route = published.route
+    match: dict[str, Any] = {"host": [route.domain]}
+    if route.path != "/":
+        # A prefix of whole segments: /api and /api/... but not /apis.
+        match["path"] = [route.path, f"{route.path}/*"]
+    return {
+        "match": [match],
+        "handle": [
+            {
+                "handler": "reverse_proxy",
+                "upstreams": [{"dial": f"{published.address}:{route.env_port}"}],
+            }
+        ],
+        "terminal": True,
+    }
+
+
+def _tls_policy(domains: list[str], tls: TlsMode, acme_email: str | None) -> dict[str, Any]:
+    issuer: dict[str, Any] = {"module": tls}
+    # The internal issuer has no e-mail field: Caddy would refuse the config.
+    if tls == "acme" and acme_email is not None:
+        issuer["email"] = acme_email
+    return {"subjects": domains, "issuers": [issuer]}

@@ -1,0 +1,261 @@
+"""Pure: the host firewall as one `nft -f` script that replaces table inet cloche and nothing else.
+
+The script is one transaction: it creates the table if missing, deletes it and declares it again,
+so loading it twice gives the same ruleset and a failed load changes nothing. Base chains here
+only add drops: an accept in this table never overrides a drop in LXD's table or any other.
+
+Isolation between environments on the bridge is decided in the forward hook, which sees bridged
+traffic only with br_netfilter on (net.bridge.bridge-nf-call-iptables and -ip6tables = 1); the
+host reconciler turns it on. Environments' IPv6 addresses are not tracked per tenant, so IPv6 from
+the bridge is dropped rather than allowed to bypass tenant isolation and egress rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from cloche.model.firewall import EgressAllow, EnvNetwork, FirewallPolicy
+
+TABLE = "inet cloche"
+# nft refuses a comment longer than 128 bytes; tests hold every comment to it.
+MAX_COMMENT = 128
+HTTP_PORTS = (80, 443)
+
+_ICMPV6_NEEDED = (
+    "destination-unreachable",
+    "packet-too-big",
+    "time-exceeded",
+    "parameter-problem",
+    "echo-request",
+    "nd-router-advert",
+    "nd-neighbor-solicit",
+    "nd-neighbor-advert",
+)
+
+
+def render_ruleset(policy: FirewallPolicy) -> str:
+    """The complete nft script for policy: deterministic, one table, every rule commented."""
+    lines = [
+        "#!/usr/sbin/nft -f",
+        "# Written by cloche from its firewall policy; edits here are replaced on the next change.",
+        "# Only table inet cloche is replaced, in one transaction; other tables are left alone.",
+        f"table {TABLE} {{}}",
+        f"delete table {TABLE}",
+        "",
+        f"table {TABLE} {{",
+    ]
+    lines += _tenant_sets(policy)
+    lines += _egress_sets(policy.envs)
+    verdict = "drop" if policy.mode == "protect" else "accept"
+    lines += _chain(
+        "input",
+        f"type filter hook input priority 0; policy {verdict};",
+        _input_rules(policy),
+    )
+    lines += _chain("env_to_host", None, _env_to_host_rules(policy))
+    lines += _chain(
+        "forward",
+        "type filter hook forward priority 0; policy accept;",
+        [
+            _rule(
+                f'iifname "{policy.bridge}" jump from_envs',
+                "traffic environments send through the host",
+            ),
+            _rule(
+                f'oifname "{policy.bridge}" jump to_envs',
+                "traffic from elsewhere towards environments",
+            ),
+        ],
+    )
+    lines += _chain("from_envs", None, _from_envs_rules(policy))
+    lines += _chain("env_to_env", None, _env_to_env_rules(policy))
+    lines += _chain(
+        "to_envs",
+        None,
+        [
+            _rule("ct state established,related accept", "replies to connections envs opened"),
+            _rule("ct status dnat accept", "ports LXD proxy devices publish with nat=true"),
+            _rule("drop", "private by default: nothing outside opens a connection to an env"),
+        ],
+    )
+    lines[-1:] = ["}"]
+    return "\n".join(lines) + "\n"
+
+
+def _rule(text: str, why: str) -> str:
+    return f'{text} comment "{why}"'
+
+
+def _chain(name: str, hook: str | None, rules: list[str]) -> list[str]:
+    head = [f"\t\t{hook}"] if hook else []
+    return [f"\tchain {name} {{", *head, *(f"\t\t{rule}" for rule in rules), "\t}", ""]
+
+
+def _set(
+    name: str, why: str, kind: str, elements: list[str], *, interval: bool = False
+) -> list[str]:
+    lines = [f"\t# {why}", f"\tset {name} {{", f"\t\ttype {kind}"]
+    if interval:
+        lines.append("\t\tflags interval")
+    if elements:
+        lines.append("\t\telements = {")
+        lines += [f"\t\t\t{element}," for element in elements]
+        lines.append("\t\t}")
+    return [*lines, "\t}", ""]
+
+
+def _ports(ports: Iterable[int]) -> str:
+    return "{ " + ", ".join(str(port) for port in sorted(set(ports))) + " }"
+
+
+def _by_address(envs: Iterable[EnvNetwork]) -> list[EnvNetwork]:
+    return sorted(envs, key=lambda env: ipaddress.IPv4Address(env.address))
+
+
+def _element(env: EnvNetwork, value: str | None = None) -> str:
+    return f'{value or env.address} comment "{env.name}"'
+
+
+def _tenant_set(user: str) -> str:
+    return f"tenant_{user}"
+
+
+def _tenant_sets(policy: FirewallPolicy) -> list[str]:
+    lines: list[str] = []
+    for user, envs in policy.tenants().items():
+        lines += _set(
+            _tenant_set(user),
+            f"{user}'s environments: they reach each other, and no other tenant's.",
+            "ipv4_addr",
+            [_element(env) for env in _by_address(envs)],
+        )
+    return lines
+
+
+def _egress_sets(envs: Iterable[EnvNetwork]) -> list[str]:
+    ordered = _by_address(envs)
+    listed = [env for env in ordered if isinstance(env.egress, EgressAllow)]
+    allowed = [
+        _element(env, f"{env.address} . {cidr}")
+        for env in listed
+        if isinstance(env.egress, EgressAllow)
+        for cidr in env.egress.cidrs
+    ]
+    return [
+        *_set(
+            "egress_none",
+            "Environments with egress 'none': nothing they send leaves the host.",
+            "ipv4_addr",
+            [_element(env) for env in ordered if env.egress == "none"],
+        ),
+        *_set(
+            "egress_listed",
+            "Environments with an egress allow list: only the networks below.",
+            "ipv4_addr",
+            [_element(env) for env in listed],
+        ),
+        *_set(
+            "egress_allowed",
+            "Each allow-listed environment with one network it may reach.",
+            "ipv4_addr . ipv4_addr",
+            allowed,
+            interval=True,
+        ),
+    ]
+
+
+def _public_tcp(policy: FirewallPolicy) -> list[int]:
+    return [policy.ssh_port, *HTTP_PORTS, *policy.published_tcp]
+
+
+def _input_rules(policy: FirewallPolicy) -> list[str]:
+    bridge = f'iifname "{policy.bridge}" jump env_to_host'
+    rules = [
+        _rule("ct state established,related accept", "replies to connections the host opened"),
+        _rule(bridge, "environments reach only DHCP, DNS and public services, in every mode"),
+    ]
+    if policy.mode == "open":
+        return rules
+    rules += [
+        _rule("ct state invalid drop", "packets that belong to no connection"),
+        _rule('iifname "lo" accept', "the host talking to itself"),
+        _rule("icmp type echo-request accept", "ping: reachability checks expose no service"),
+        _rule(
+            f"icmpv6 type {{ {', '.join(_ICMPV6_NEEDED)} }} accept",
+            "IPv6 does not work without neighbour discovery and error messages",
+        ),
+        _rule("ip6 saddr fe80::/10 udp dport 546 accept", "DHCPv6 replies to the host's client"),
+        _rule(f"tcp dport {policy.ssh_port} accept", "SSH: the jump host to environments"),
+        _rule(f"tcp dport {_ports(HTTP_PORTS)} accept", "Caddy: published http(s) routes, ACME"),
+        _rule("udp dport 443 accept", "Caddy: HTTP/3 for published https routes"),
+    ]
+    if policy.published_tcp:
+        rules.append(
+            _rule(f"tcp dport {_ports(policy.published_tcp)} accept", "published tcp routes")
+        )
+    if policy.published_udp:
+        rules.append(
+            _rule(f"udp dport {_ports(policy.published_udp)} accept", "published udp routes")
+        )
+    return rules
+
+
+def _env_to_host_rules(policy: FirewallPolicy) -> list[str]:
+    return [
+        _rule(
+            f"tcp dport {_ports(policy.management_ports)} drop",
+            "management ports (Caddy admin, LXD API) never answer environments",
+        ),
+        _rule("udp dport 67 accept", "DHCP: environments get their address from LXD's dnsmasq"),
+        _rule(f"ip daddr {policy.gateway} udp dport 53 accept", "DNS: LXD's dnsmasq, gateway"),
+        _rule(f"ip daddr {policy.gateway} tcp dport 53 accept", "DNS over TCP, long answers"),
+        _rule(
+            f"tcp dport {_ports(_public_tcp(policy))} accept",
+            "the host's public services: SSH, http(s) routes, published tcp ports",
+        ),
+        _rule(
+            f"udp dport {_ports([443, *policy.published_udp])} accept",
+            "the host's public UDP services: HTTP/3, published udp ports",
+        ),
+        _rule("drop", "the rest of the host (its own services) is not for environments"),
+    ]
+
+
+def _from_envs_rules(policy: FirewallPolicy) -> list[str]:
+    return [
+        _rule(
+            f"ip daddr {policy.metadata_address} drop",
+            "cloud metadata would hand environments the host's credentials",
+        ),
+        _rule(
+            "meta nfproto ipv6 drop",
+            "env IPv6 is not tracked per tenant: it would bypass isolation",
+        ),
+        _rule(
+            "ct state established,related accept",
+            "replies within connections allowed when they began",
+        ),
+        _rule(
+            f'oifname "{policy.bridge}" jump env_to_env',
+            "between environments: only within one tenant",
+        ),
+        _rule("ip saddr @egress_none drop", "egress none: nothing leaves the host"),
+        _rule(
+            "ip saddr . ip daddr @egress_allowed accept",
+            "egress allow list: a listed network",
+        ),
+        _rule("ip saddr @egress_listed drop", "egress allow list: anything not listed"),
+    ]
+
+
+def _env_to_env_rules(policy: FirewallPolicy) -> list[str]:
+    rules = [
+        _rule(
+            f"ip saddr @{_tenant_set(user)} ip daddr @{_tenant_set(user)} accept",
+            f"{user}'s environments reach each other",
+        )
+        for user in policy.tenants()
+    ]
+    rules.append(_rule("drop", "another tenant's environment, or an address cloche did not assign"))
+    return rules
