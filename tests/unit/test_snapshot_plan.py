@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -152,6 +153,18 @@ def newest_of_last_periods(
     return kept
 
 
+def expected_times(
+    taken: list[datetime], policy: RetentionPolicy, jitter: timedelta
+) -> set[datetime]:
+    """What an uninterrupted run must have kept: each tier's walk back, together."""
+    return {
+        time
+        for tier, count in policy.counts()
+        if count
+        for time in newest_of_last_periods(taken, tier, count, jitter)
+    }
+
+
 # --- simulated weeks ----------------------------------------------------------------------------
 
 
@@ -164,16 +177,14 @@ def test_ten_simulated_weeks_keep_exactly_what_the_policy_says() -> None:
         "before-upgrade", start - timedelta(days=40), "manual"
     )
     now = host.run(start, start + timedelta(weeks=5))
+    assert host.scheduled_times() == expected_times(host.taken, DEFAULTS, jitter)
     host.snapshots["mid-run"] = Snapshot("mid-run", now - timedelta(minutes=2), "manual")
     now = host.run(now, start + timedelta(weeks=10))
     last = now - TICK
 
     # The scheduler took exactly one snapshot per jittered 15-minute slot, nothing more.
     assert len(host.taken) == len({ref_period("quarter-hourly", t, jitter) for t in host.taken})
-    steps = {
-        later - earlier for earlier, later in zip(host.taken[1:], host.taken[2:], strict=False)
-    }
-    assert steps == {SLOT}
+    assert {later - earlier for earlier, later in pairwise(host.taken[1:])} == {SLOT}
 
     quarter = newest_of_last_periods(host.taken, "quarter-hourly", 4, jitter)
     hourly = newest_of_last_periods(host.taken, "hourly", 24, jitter)
@@ -190,6 +201,7 @@ def test_ten_simulated_weeks_keep_exactly_what_the_policy_says() -> None:
     assert len({ref_period("monthly", t, jitter) for t in monthly}) == 3
 
     assert host.scheduled_times() == set(quarter + hourly + daily + monthly)
+    assert host.scheduled_times() == expected_times(host.taken, DEFAULTS, jitter)
     assert {"before-upgrade", "mid-run"} <= set(host.snapshots)
     assert last - max(host.scheduled_times()) < SLOT + jitter
     oldest_allowed = ref_period_start("monthly", last, jitter)
@@ -356,6 +368,13 @@ def test_snapshots_from_the_future_are_left_alone() -> None:
     old = Snapshot.observed("auto-20260601T1100Z", now - timedelta(hours=1))
     plan = plan_snapshots(now, [future, old], RetentionPolicy(1, 0, 0, 0, 0), jitter=timedelta(0))
     assert plan == SnapshotPlan(create="auto-20260601T1200Z", delete=("auto-20260601T1100Z",))
+
+
+def test_a_taken_name_is_not_taken_again() -> None:
+    # Named at 10:14 but stamped in the next slot (a slow snapshot, a skewed clock).
+    now = at("2026-06-01T10:14:30")
+    late = Snapshot.observed("auto-20260601T1014Z", at("2026-06-01T10:15:30"))
+    assert plan_snapshots(now, [late], DEFAULTS, jitter=timedelta(0)) == SnapshotPlan(None, ())
 
 
 def test_a_period_starts_at_its_first_microsecond() -> None:

@@ -1,31 +1,32 @@
 """Pure: the time machine's planner, (now, snapshots, policy, jitter) -> (create, delete).
 
 A scheduler calls `plan_snapshots` often (every few minutes) and applies the plan: take the
-snapshot named `create` (if any), then delete the snapshots named in `delete`. The planner only
-looks at `now` and at what exists, so it needs no state of its own and survives restarts.
+snapshot named `create` (if any) and delete the snapshots named in `delete` (oldest first). The
+planner looks only at `now` and at what exists, so it keeps no state and survives restarts.
 
-Buckets. Every tier cuts time into periods: a 15-minute slot, an hour, a day, an ISO week (Monday
-to Sunday) or a calendar month, all in UTC but starting `jitter` later than the UTC boundary
-(an env with a jitter of 7m30s has hours 10:07:30-11:07:30 and days starting at 00:07:30), so that
-the envs of one host do not all snapshot at the same instant. Because every period of a tier starts
-on a slot boundary, slots nest in hours, hours in days, and so on.
+Periods. Every tier cuts time into periods: a 15-minute slot, an hour, a day, an ISO week (Monday
+to Sunday) or a calendar month, all in UTC but each starting `jitter` after the UTC boundary (with
+a jitter of 7m30s, hours run 10:07:30-11:07:30 and days and months start at 00:07:30), so that the
+envs of one host do not all snapshot at the same instant. The jitter, in [0, 15 minutes), comes
+from `jitter_for(env key)`. Every period starts on a slot boundary, so slots nest in hours, hours
+in days, and so on.
 
 Retention (like restic's `forget --keep-*`). Only scheduled snapshots dated at or before `now` take
 part. For each tier with count N, group them by the tier's period and keep the newest snapshot
-(latest `created_at`, ties broken by the greater name) of each of the N most recent periods that
-contain a snapshot; periods without a snapshot (downtime) are skipped, not counted. A snapshot kept
-by any tier is kept; every other scheduled snapshot is deleted. Never deleted: manual snapshots
-(any name not following the scheduled convention) and snapshots dated after `now` (the clock went
-back; they take part once their time has come).
+(latest `created_at`, ties to the greater name) of each of the N most recent periods that contain
+a snapshot: periods without one (downtime) are skipped, not counted. A snapshot kept by any tier
+is kept; every other scheduled snapshot is deleted. Never deleted: manual snapshots (names not
+following the scheduled convention) and snapshots dated after `now` (the clock went back; they
+take part once their time has come).
 
-Creation. Let the pace be the period of the finest tier whose count is above 0 (normally the
-15-minute slot; if every count is 0, nothing is ever created). Take a scheduled snapshot now unless
-a scheduled snapshot already exists in the current period of that tier; its name is
-`scheduled_name(now)`. After downtime this creates exactly one snapshot, the current one, never
-one per missed period. If that name is already taken (only possible when a snapshot's name and its
-creation time disagree) nothing is created. Retention is computed as if the new snapshot already
-existed, so the plan is idempotent: applying it and planning again at the same `now` gives an
-empty plan.
+Creation. The pace is the period of the finest tier whose count is above 0 (normally the 15-minute
+slot; if every count is 0, nothing is ever created). Take a scheduled snapshot, named
+`scheduled_name(now)`, unless a scheduled snapshot (of any date) already lies in the current
+period of the pace; manual snapshots do not count. After downtime this creates exactly one
+snapshot, the current one, never one per missed period. If the name is already taken (only when a
+snapshot's name and its creation time disagree), nothing is created. Retention counts the new
+snapshot as if it existed (it is the newest, so always kept), which makes plans idempotent:
+applying one and planning again at the same `now` gives an empty plan.
 """
 
 from __future__ import annotations
@@ -152,4 +153,4 @@ def plan_snapshots(
         times.append(present)
         names.append(create)
     kept = _kept(times, names, policy)
-    return SnapshotPlan(create=create, delete=tuple(name for name in names[:-1] if name not in kept))
+    return SnapshotPlan(create=create, delete=tuple(name for name in names if name not in kept))
