@@ -278,7 +278,13 @@ def test_every_action_is_audited_once_and_the_chain_detects_an_edit() -> None:
         cloche_ok("rm", f"{user}/box", "--yes")
     finally:
         cloche_ok("user", "rm", user, "--yes")
-    actions = [(e["action"], e["target"], e["outcome"]) for e in audit_events(user)]
+    # The daemon's own actors (scheduler, reconciler) act on their own time; this test counts
+    # the events of the calls it made.
+    actions = [
+        (e["action"], e["target"], e["outcome"])
+        for e in audit_events(user)
+        if not str(e["actor"]).startswith("cloche-")
+    ]
     assert actions == [
         ("added user", user, "succeeded"),
         ("created environment", f"{user}/box", "succeeded"),

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from cloche.core import users
-from cloche.core.context import Context
+from cloche.core.context import Context, Firewall
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewUser
@@ -36,6 +37,7 @@ from cloche.runtime.instances import (
     ExecResult,
     InstanceInfo,
     InstanceState,
+    SnapshotInfo,
     TemplateReport,
 )
 from cloche.runtime.lxd import Lxd, LxdObject
@@ -66,6 +68,8 @@ class FakeInstance:
     info: InstanceInfo
     ipv4: str
     request: dict[str, Any] = field(default_factory=dict)
+    # Snapshot name -> when it was taken (UTC).
+    snapshots: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class FakeLxd:
         self.exec_handler: ExecHandler | None = None
         self._lock = threading.RLock()
         self._next_address = 10
+        # When snapshots are taken (None: the real clock); tests set it to plan at a fixed time.
+        self.now: datetime | None = None
 
     # Recording and failing -------------------------------------------------------------
 
@@ -211,6 +217,10 @@ class FakeInstances:
             pid=4242 if running else 0,
         )
 
+    def states(self) -> dict[str, InstanceState]:
+        self._call("states")
+        return {name: self.state(name) for name in list(self._store)}
+
     def status(self, name: str) -> str:
         return self._require(name).info.status
 
@@ -285,7 +295,7 @@ class FakeInstances:
             raise BootFailure(
                 f"Environment {name!r} in project {self.project} stopped while booting "
                 "(status Stopped, console ends with 'Kernel panic'); read its console log.",
-                "Kernel panic",
+                "systemd 252 running in system mode\nFailed to mount /proc\nKernel panic\n",
             )
         return BootReport(name, "running", (), 0.0)
 
@@ -342,6 +352,54 @@ class FakeInstances:
     ) -> None:
         self._call("push_file", name, path, data, mode=mode, uid=uid, gid=gid)
         self._require(name)
+
+    # Snapshots -------------------------------------------------------------------------
+
+    def snapshot(self, name: str, snapshot: str, timeout: float = 300) -> SnapshotInfo:
+        self._call("snapshot", name, snapshot)
+        instance = self._require(name)
+        if snapshot in instance.snapshots:
+            raise Conflict(
+                f"Snapshot {snapshot!r} of {name!r} already exists; choose another name."
+            )
+        instance.snapshots[snapshot] = self.fake.now or datetime.now(UTC)
+        return SnapshotInfo(snapshot, instance.snapshots[snapshot])
+
+    def list_snapshots(self, name: str) -> tuple[SnapshotInfo, ...]:
+        self._call("list_snapshots", name)
+        taken = self._require(name).snapshots
+        return tuple(
+            SnapshotInfo(snapshot, at)
+            for snapshot, at in sorted(taken.items(), key=lambda item: (item[1], item[0]))
+        )
+
+    def require_snapshot(self, name: str, snapshot: str) -> SnapshotInfo:
+        self._call("require_snapshot", name, snapshot)
+        at = self._require(name).snapshots.get(snapshot)
+        if at is None:
+            raise NotFound(f"Environment {name!r} has no snapshot {snapshot!r}; list them.")
+        return SnapshotInfo(snapshot, at)
+
+    def delete_snapshot(self, name: str, snapshot: str, timeout: float = 120) -> None:
+        self._call("delete_snapshot", name, snapshot)
+        if self._require(name).snapshots.pop(snapshot, None) is None:
+            raise NotFound(f"Environment {name!r} has no snapshot {snapshot!r}; check the name.")
+
+    def restore_snapshot(self, name: str, snapshot: str, timeout: float = 300) -> None:
+        # As LXD: a running instance is restarted, a stopped one stays stopped.
+        self.require_snapshot(name, snapshot)
+        self._call("restore_snapshot", name, snapshot)
+
+    def create_from_snapshot(
+        self, request: Mapping[str, Any], timeout: float = 300
+    ) -> InstanceInfo:
+        self._call("create_from_snapshot", dict(request))
+        source = request.get("source") or {}
+        instance, _, snapshot = str(source.get("source")).partition("/")
+        if source.get("type") != "copy" or not snapshot:
+            raise Invalid(f"Environment {request.get('name')!r} must be copied from a snapshot.")
+        self.require_snapshot(instance, snapshot)
+        return self._make(request)
 
 
 class FakeProjects:
@@ -428,10 +486,28 @@ class FakeJumpAccounts:
 
 
 @dataclass
+class FakeFirewall:
+    """Table inet cloche as a string: what core loaded, never nft (unit tests load no rules)."""
+
+    table: str | None = None
+    loads: int = 0
+
+    def current(self) -> str | None:
+        """The loaded script, standing in for nft's listing of it."""
+        return self.table
+
+    def apply(self, text: str) -> None:
+        """Remember the script."""
+        self.table = text
+        self.loads += 1
+
+
+@dataclass
 class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
     fake: FakeLxd = field(default_factory=FakeLxd)
+    firewall: Firewall = field(default_factory=FakeFirewall)
 
     def lxd(self, project: str | None = None) -> Lxd:
         # projects() passes this to projects_factory, which ignores it.

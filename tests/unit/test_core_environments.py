@@ -151,7 +151,11 @@ def test_boot_failure_fails_the_operation_and_leaves_nothing(context: FakeContex
     error = json.loads(operation.error)
     assert error["error"] == "HostFailure"
     assert "stopped while booting" in error["message"]
-    assert "Kernel panic" in error["message"]
+    # Reported with the tail of the console log, never as created.
+    assert (
+        "Last console lines: systemd 252 running in system mode | Failed to mount /proc | "
+        "Kernel panic" in error["message"]
+    )
     assert "web" not in context.fake.instance_names(PROJECT)
     assert "delete" in context.fake.methods(PROJECT)
     with pytest.raises(NotFound):

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloche import __version__
+from cloche.api.backup_routes import register_backup_routes
+from cloche.api.network_routes import register_network_routes
 from cloche.api.schemas import (
     CreateEnvironment,
     CreateUser,
@@ -19,6 +21,7 @@ from cloche.api.schemas import (
     Resize,
     SetQuota,
 )
+from cloche.api.snapshot_routes import register_snapshot_routes
 from cloche.core import environments, ssh_access, users
 from cloche.core.context import Context
 from cloche.model.build import code_fingerprint
@@ -174,4 +177,7 @@ def create_app(context: Context) -> FastAPI:
             "reason": result.reason,
         }
 
+    register_backup_routes(app, context)
+    register_snapshot_routes(app, context)
+    register_network_routes(app, context)
     return app

@@ -266,7 +266,7 @@ def info(address: str, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(env)
         return
-    for key in ("user", "name", "state", "status", "address", "image", "profile"):
+    for key in ("user", "name", "state", "status", "address", "image", "profile", "egress"):
         console.print(f"{key:9} {env.get(key) or ''}", highlight=False)
     limits = env["limits"]
     console.print(

@@ -7,14 +7,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cloche.model.config import CONFIG_PATH, ClocheConfig, load_config_text
 from cloche.model.errors import ClocheError
+from cloche.model.paths import CONFIG_PATH
+
+if TYPE_CHECKING:
+    from cloche.model.config import ClocheConfig
 
 STATE_DIR = Path(os.environ.get("CLOCHE_STATE_DIR", "/var/lib/cloche"))
 console = Console()
@@ -31,6 +34,9 @@ def config_path() -> Path:
 
 def load_host_config(path: Path | None = None) -> ClocheConfig:
     """Read and validate the host config, or return the defaults when there is none yet."""
+    # pydantic and the schema load only for the commands that read the config.
+    from cloche.model.config import ClocheConfig, load_config_text
+
     source = path or config_path()
     try:
         text = source.read_text()

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from cloche.cli.common import STATE_DIR, config_path, console, handle_errors
-from cloche.core import host as host_core
-from cloche.core.images import image_status
 from cloche.model.errors import HostFailure
+
+
+def _core_host() -> ModuleType:
+    # Loaded on use: LXD's client and the host code are not needed by every other command.
+    from cloche.core import host
+
+    return host
+
 
 host_app = typer.Typer(help="Set up this host and check its health.", no_args_is_help=True)
 
@@ -56,7 +63,7 @@ def init(
     if existing_pool:
         overrides["storage.source"] = "existing"
     with console.status("host init") as status:
-        report = host_core.init_host(
+        report = _core_host().init_host(
             config or config_path(),
             STATE_DIR,
             overrides=overrides,
@@ -81,12 +88,14 @@ def status(
     path = config or config_path()
 
     def check_image() -> str:
-        ok, detail = image_status(host_core.resolve_config(path, {}), STATE_DIR)
+        from cloche.core.images import image_status
+
+        ok, detail = image_status(_core_host().resolve_config(path, {}), STATE_DIR)
         if not ok:
             raise HostFailure(detail)
         return detail
 
-    results = host_core.host_status(path, extra_checks={"image": check_image})
+    results = _core_host().host_status(path, extra_checks={"image": check_image})
     if as_json:
         console.print_json(
             json.dumps(

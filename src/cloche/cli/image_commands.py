@@ -12,7 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from cloche.cli.common import STATE_DIR, console, handle_errors, load_host_config
-from cloche.core import images
 
 image_app = typer.Typer(
     help="Build the Debian base image environments start from, and list LXD's images.",
@@ -53,6 +52,8 @@ def build(
             )
             status.update(message)
 
+        from cloche.core import images
+
         result = images.build_image(
             config,
             state_dir=STATE_DIR,
@@ -80,6 +81,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the images LXD holds, with their aliases and cloche cache keys."""
+    from cloche.core import images
+
     found = images.list_images(load_host_config())
     if as_json:
         typer.echo(

@@ -6,9 +6,12 @@ import typer
 
 from cloche import __version__
 from cloche.cli.api_commands import audit_app, register_environment_commands, user_app
+from cloche.cli.backup_commands import backup_app
 from cloche.cli.host_commands import host_app
 from cloche.cli.image_commands import image_app
+from cloche.cli.network_commands import register_network_commands
 from cloche.cli.serve_command import serve
+from cloche.cli.snapshot_commands import register_snapshot_commands
 
 app = typer.Typer(
     help="cloche: isolated, persistent Linux environments on one host.",
@@ -18,8 +21,11 @@ app.add_typer(host_app, name="host")
 app.add_typer(image_app, name="image")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
+app.add_typer(backup_app, name="backup")
 app.command("serve")(serve)
 register_environment_commands(app)
+register_snapshot_commands(app)
+register_network_commands(app)
 
 
 @app.command("version")

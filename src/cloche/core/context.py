@@ -12,6 +12,7 @@ from typing import Protocol
 
 from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
+from cloche.host import nftables
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
@@ -44,6 +45,29 @@ class HostJumpAccounts:
         ssh_access.remove_user(user)
 
 
+class Firewall(Protocol):
+    """The host's nftables table inet cloche (a fake in unit tests, so they never load rules)."""
+
+    def current(self) -> str | None:
+        """The live table's listing, or None when it does not exist."""
+
+    def apply(self, text: str) -> None:
+        """Check and load an nft script that replaces the table, atomically."""
+
+
+class HostFirewall:
+    """Table inet cloche in this host's root network namespace."""
+
+    def current(self) -> str | None:
+        """The live table's listing, or None when it does not exist."""
+        return nftables.current_ruleset()
+
+    def apply(self, text: str) -> None:
+        """Turn br_netfilter on, then check and load the script (restored on failure)."""
+        nftables.ensure_bridge_netfilter()
+        nftables.apply_ruleset(text)
+
+
 @dataclass
 class Context:
     """The daemon's shared state; one per process."""
@@ -57,6 +81,7 @@ class Context:
     instances_factory: Callable[[str, str], LxdInstances] = LxdInstances.for_project
     projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
     jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
+    firewall: Firewall = field(default_factory=HostFirewall)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(

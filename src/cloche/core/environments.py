@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
+from cloche.core.firewall import converge_firewall, converge_quietly, egress_of
 from cloche.model.addresses import allocate_address
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
-from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.quota import Quota, Usage, check_fits
@@ -27,13 +28,13 @@ from cloche.render.instance import (
     template_request,
 )
 from cloche.render.lxd import static_nic
-from cloche.runtime.instances import ExecResult, LxdInstances
+from cloche.runtime.instances import BootFailure, ExecResult, InstanceState, LxdInstances
 
 Progress = Callable[[str], None]
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}
 
 
-def _quota(user: UserRecord) -> Quota:
+def quota_of(user: UserRecord) -> Quota:
     return Quota(
         max_envs=user.max_envs,
         cpu=user.cpu,
@@ -42,11 +43,11 @@ def _quota(user: UserRecord) -> Quota:
     )
 
 
-def _usage(env: EnvironmentRecord) -> Usage:
+def usage_of(env: EnvironmentRecord) -> Usage:
     return Usage(cpu=env.cpu, memory_bytes=env.memory_bytes, disk_bytes=env.disk_bytes)
 
 
-def _limits(env: EnvironmentRecord) -> Limits:
+def limits_of(env: EnvironmentRecord) -> Limits:
     return Limits(
         cpu=env.cpu,
         memory_bytes=env.memory_bytes,
@@ -55,19 +56,26 @@ def _limits(env: EnvironmentRecord) -> Limits:
     )
 
 
-def _names(user: str, name: str) -> tuple[str, str]:
+def checked_names(user: str, name: str) -> tuple[str, str]:
     return check_user_name(user), check_environment_name(name)
 
 
-def describe(context: Context, env: EnvironmentRecord, live: bool = True) -> dict[str, Any]:
+def describe(
+    context: Context,
+    env: EnvironmentRecord,
+    live: bool = True,
+    states: Mapping[str, InstanceState] | None = None,
+) -> dict[str, Any]:
     """The environment as the API shows it (state and address from LXD when live)."""
     state, address = env.state_hint or "Unknown", env.address
     if live and env.status != "creating":
-        instances = context.user_instances(env.user)
-        if instances.find(env.name) is None:
+        if states is None:
+            instances = context.user_instances(env.user)
+            states = {env.name: instances.state(env.name)} if instances.find(env.name) else {}
+        observed = states.get(env.name)
+        if observed is None:
             state = "Missing"
         else:
-            observed = instances.state(env.name)
             state, address = observed.status, observed.ipv4 or address
     return {
         "user": env.user,
@@ -84,6 +92,7 @@ def describe(context: Context, env: EnvironmentRecord, live: bool = True) -> dic
             "processes": env.processes,
         },
         "host_keys": dict(env.host_keys or {}),
+        "egress": egress_of(context, env.user, env.name),
         "created_at": env.created_at.isoformat(),
     }
 
@@ -92,12 +101,15 @@ def list_environments(context: Context, user: str | None) -> list[dict[str, Any]
     """Environments (of one user when given) with their live state."""
     if user is not None:
         context.database.get_user(check_user_name(user))
-    return [describe(context, env) for env in context.database.list_environments(user)]
+    records = context.database.list_environments(user)
+    # One LXD request per user, not one per environment: listings stay fast with hundreds.
+    states = {owner: context.user_instances(owner).states() for owner in {e.user for e in records}}
+    return [describe(context, env, states=states[env.user]) for env in records]
 
 
 def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
     """One environment with its live state."""
-    return describe(context, context.database.get_environment(*_names(user, name)))
+    return describe(context, context.database.get_environment(*checked_names(user, name)))
 
 
 def install_keys(context: Context, user: str, name: str) -> None:
@@ -116,7 +128,7 @@ def install_keys(context: Context, user: str, name: str) -> None:
         )
 
 
-def _host_keys(instances: LxdInstances, name: str) -> dict[str, str]:
+def read_host_keys(instances: LxdInstances, name: str) -> dict[str, str]:
     result = instances.exec(name, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"], timeout=30)
     keys = {}
     for line in result.text.splitlines():
@@ -130,7 +142,7 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
     """Check and record a new environment now; build it in the background; return the op id."""
     target = f"{command.user}/{command.name}"
     with audited(context, actor, "created environment", target, only_failure=True):
-        user_name, name = _names(command.user, command.name)
+        user_name, name = checked_names(command.user, command.name)
         user = context.database.get_user(user_name)
         limits = Limits(
             cpu=command.cpu,
@@ -146,13 +158,13 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
             )
         check_fits(
             user_name,
-            _quota(user),
-            [_usage(env) for env in others],
+            quota_of(user),
+            [usage_of(env) for env in others],
             Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
             new=True,
         )
         image = command.image or image_alias(context.config.image.release)
-        address = _record_new_environment(context, user_name, name, image, command, limits)
+        address = record_new_environment(context, user_name, name, image, command, limits)
     details: dict[str, JsonValue] = {
         "profile": command.profile,
         "image": image,
@@ -164,17 +176,24 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
         with audited(context, actor, "created environment", target, details):
             try:
                 _build(context, user_name, name, image, command.profile, limits, address, progress)
-            except BaseException:
+            except BaseException as error:
                 progress("cleaning up")
                 with contextlib.suppress(ClocheError):
                     context.user_instances(user_name).delete(name)
                 context.database.delete_environment(user_name, name)
+                if isinstance(error, BootFailure):
+                    raise HostFailure(f"{error} {_console_tail(error.console_tail)}") from error
                 raise
 
     return context.operations.submit("create environment", target, work)
 
 
-def _record_new_environment(
+def _console_tail(text: str, lines: int = 8) -> str:
+    tail = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
+    return f"Last console lines: {' | '.join(tail)}" if tail else "The console log is empty."
+
+
+def record_new_environment(
     context: Context,
     user: str,
     name: str,
@@ -227,7 +246,16 @@ def _build(
         )
         request["devices"]["eth0"] = static_nic(context.config.network.bridge, address)
         instances.create_from_template(request)
-    progress("starting")
+    start_new_environment(context, user, name, progress)
+
+
+def start_new_environment(context: Context, user: str, name: str, progress: Progress) -> None:
+    """Start a just-made environment and make it ready: firewall, boot, account, keys, jump."""
+    instances = context.user_instances(user)
+    # Before the start, so the new address is never in a stale tenant set (of a removed env).
+    progress("applying the firewall")
+    converge_firewall(context, "cloche")
+    progress("starting (its own machine-id and SSH host keys)")
     instances.start(name)
     progress("waiting for systemd")
     instances.wait_until_booted(name)
@@ -239,7 +267,7 @@ def _build(
         name,
         status="ready",
         state_hint=state.status,
-        host_keys=_host_keys(instances, name),
+        host_keys=read_host_keys(instances, name),
     )
     progress("opening the jump account's forward")
     context.jump_accounts.converge(context.database, user)
@@ -252,7 +280,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         raise Invalid(f"{action!r} is not an action; use start, stop or restart.")
     past = ACTIONS[action]
     with audited(context, actor, f"{past} environment", target, only_failure=True):
-        env = context.database.get_environment(*_names(user, name))
+        env = context.database.get_environment(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         with audited(context, actor, f"{past} environment", target):
@@ -280,13 +308,14 @@ def destroy(context: Context, user: str, name: str) -> None:
     context.user_instances(user).delete(name)
     context.database.delete_environment(user, name)
     context.jump_accounts.converge(context.database, user)
+    converge_quietly(context, "cloche")
 
 
 def request_remove(context: Context, actor: str, user: str, name: str) -> str:
     """Delete an environment in the background."""
     target = f"{user}/{name}"
     with audited(context, actor, "removed environment", target, only_failure=True):
-        env = context.database.get_environment(*_names(user, name))
+        env = context.database.get_environment(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         with audited(context, actor, "removed environment", target):
@@ -305,7 +334,7 @@ def resize(
     }
     target = f"{user}/{name}"
     with audited(context, actor, "resized environment", target, given):
-        user_name, env_name = _names(user, name)
+        user_name, env_name = checked_names(user, name)
         owner = context.database.get_user(user_name)
         env = context.database.get_environment(user_name, env_name)
         limits = Limits(
@@ -315,13 +344,13 @@ def resize(
             processes=changes.processes or env.processes,
         )
         others = [
-            _usage(other)
+            usage_of(other)
             for other in context.database.list_environments(user_name)
             if other.name != env_name
         ]
         check_fits(
             user_name,
-            _quota(owner),
+            quota_of(owner),
             others,
             Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
             new=False,
@@ -353,7 +382,7 @@ def execute(
     target = f"{user}/{name}"
     details: dict[str, JsonValue] = {"command": shlex.join(command)[:500], "root": as_root}
     with audited(context, actor, "ran command in environment", target, details):
-        env = context.database.get_environment(*_names(user, name))
+        env = context.database.get_environment(*checked_names(user, name))
         if as_root:
             return context.user_instances(env.user).exec(env.name, command, stdin=stdin)
         home = f"/home/{env.user}"

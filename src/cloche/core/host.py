@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloche.core import ssh_access
+from cloche.core import backups, firewall, ssh_access
 from cloche.core.daemon_service import daemon_health, ensure_daemon
-from cloche.host import lxd_daemon, packages, sshd, sysctl
+from cloche.host import lxd_daemon, nftables, packages, sshd, sysctl
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
@@ -135,6 +136,17 @@ def converge_packages(report: InitReport, install: bool, progress: Progress) -> 
         report.unchanged.append("packages")
 
 
+def converge_firewall_step(
+    config: ClocheConfig, state_dir: Path, report: InitReport, progress: Progress
+) -> None:
+    """Load the firewall (table inet cloche) for the environments the database knows."""
+    progress("loading the firewall (nftables table inet cloche)")
+    if firewall.converge_host_firewall(config, state_dir):
+        report.changes.append(f"loaded the firewall (table inet cloche, {config.firewall.mode})")
+    else:
+        report.unchanged.append("firewall")
+
+
 def init_host(
     config_path: Path,
     state_dir: Path,
@@ -174,11 +186,21 @@ def init_host(
         _apply_step(lxd, step)
         report.changes.append(f"{step.action}d {step.kind} {step.name}")
 
+    converge_firewall_step(config, state_dir, report, progress)
+
     progress("configuring the host's sshd")
     changes = ssh_access.converge_sshd(config, state_dir)
     report.changes.extend(changes)
     if not changes:
         report.unchanged.append("sshd")
+
+    progress("preparing the local backup repository")
+    if backups.ensure_local_repository(state_dir):
+        report.changes.append(
+            f"created the local backup repository {backups.backups_dir(state_dir) / 'local'}"
+        )
+    else:
+        report.unchanged.append("local backup repository")
 
     text = render_config_yaml(config)
     if read_text_or_none(config_path) != text:
@@ -205,90 +227,100 @@ def _status_of(component: str, check: Callable[[], str]) -> ComponentStatus:
         return ComponentStatus(component, False, str(error))
 
 
-def host_status(
-    config_path: Path,
-    extra_checks: Mapping[str, Callable[[], str]] | None = None,
-) -> list[ComponentStatus]:
-    """One status per component; each failed one carries the fix in its detail."""
-    results: list[ComponentStatus] = []
-    try:
-        config = resolve_config(config_path, {})
-    except ClocheError as error:
-        return [ComponentStatus("config", False, str(error))]
-    exists = config_path.exists()
-    results.append(
-        ComponentStatus(
-            "config",
-            exists,
-            str(config_path) if exists else f"{config_path} missing; run 'cloche host init'.",
-        )
+def _check_packages() -> str:
+    missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
+    if missing:
+        raise HostFailure(f"missing {' '.join(missing)}; run 'cloche host init'.")
+    return f"{len(packages.REQUIRED_PACKAGES)} required packages installed"
+
+
+def _check_kernel() -> str:
+    low = sysctl_render.settings_to_raise(
+        sysctl.read_settings(sysctl_render.MINIMUM_KERNEL_SETTINGS)
     )
-
-    def check_packages() -> str:
-        missing = packages.missing_packages(packages.REQUIRED_PACKAGES)
-        if missing:
-            raise HostFailure(f"missing {' '.join(missing)}; run 'cloche host init'.")
-        return f"{len(packages.REQUIRED_PACKAGES)} required packages installed"
-
-    def check_kernel() -> str:
-        low = sysctl_render.settings_to_raise(
-            sysctl.read_settings(sysctl_render.MINIMUM_KERNEL_SETTINGS)
+    if low:
+        raise HostFailure(
+            f"too low: {', '.join(sorted(low))} (the host cannot run many environments); "
+            "run 'cloche host init'."
         )
-        if low:
-            raise HostFailure(
-                f"too low: {', '.join(sorted(low))} (the host cannot run many environments); "
-                "run 'cloche host init'."
-            )
-        return "inotify, keys, map count and neighbour table raised"
+    return "inotify, keys, map count and neighbour table raised"
 
-    results.append(_status_of("packages", check_packages))
-    results.append(_status_of("kernel", check_kernel))
 
-    lxd: Lxd | None = None
+def _check_daemon() -> str:
+    health = daemon_health()
+    if health is None:
+        raise HostFailure("the cloche daemon does not answer; run 'cloche host init'.")
+    return f"cloche {health.get('version')} answers on its socket"
+
+
+def _check_sshd() -> str:
+    if sshd.running_sshd_pid() is None and not lxd_daemon.systemd_is_running():
+        raise HostFailure("the host's sshd is not running; run 'cloche host init'.")
+    if read_text_or_none(sshd.DROPIN_PATH) != render_sshd_dropin(SshdSettings()):
+        raise HostFailure(f"{sshd.DROPIN_PATH} is not cloche's; run 'cloche host init'.")
+    return "running, key-only, jump accounts forward-only"
+
+
+def _check_firewall(config: ClocheConfig) -> str:
+    if nftables.current_ruleset() is None:
+        raise HostFailure(
+            "the nftables table inet cloche is missing (no tenant isolation); "
+            "run 'cloche host init'."
+        )
+    return f"table inet cloche loaded, mode {config.firewall.mode}"
+
+
+def _check_lxd_object(lxd: Lxd, config: ClocheConfig, kind: Kind) -> str:
+    step = {step.kind: step for step in observe_and_plan(lxd, config)}[kind]
+    if step.action != "keep":
+        raise HostFailure(f"{kind} {step.name} needs to be {step.action}d; run 'cloche host init'.")
+    return f"{step.name} as configured"
+
+
+def _connect_lxd(config: ClocheConfig) -> tuple[Lxd | None, ComponentStatus]:
     try:
         if not lxd_daemon.lxd_answers():
             raise HostFailure("LXD does not answer; run 'cloche host init' to start it.")
         lxd = Lxd(config.lxd.socket)
         extra = "" if lxd_daemon.lxcfs_is_mounted() else " (lxcfs not mounted: limits not shown)"
-        results.append(ComponentStatus("lxd", True, f"LXD {lxd.server_version()}{extra}"))
+        return lxd, ComponentStatus("lxd", True, f"LXD {lxd.server_version()}{extra}")
     except ClocheError as error:
-        results.append(ComponentStatus("lxd", False, str(error)))
-    if lxd is None:
-        for component in ("pool", "bridge", "profile"):
+        return None, ComponentStatus("lxd", False, str(error))
+
+
+def host_status(
+    config_path: Path,
+    extra_checks: Mapping[str, Callable[[], str]] | None = None,
+) -> list[ComponentStatus]:
+    """One status per component; each failed one carries the fix in its detail."""
+    try:
+        config = resolve_config(config_path, {})
+    except ClocheError as error:
+        return [ComponentStatus("config", False, str(error))]
+    exists = config_path.exists()
+    results = [
+        ComponentStatus(
+            "config",
+            exists,
+            str(config_path) if exists else f"{config_path} missing; run 'cloche host init'.",
+        ),
+        _status_of("packages", _check_packages),
+        _status_of("kernel", _check_kernel),
+    ]
+    lxd, lxd_status = _connect_lxd(config)
+    results.append(lxd_status)
+    results += [
+        _status_of("daemon", _check_daemon),
+        _status_of("firewall", lambda: _check_firewall(config)),
+        _status_of("sshd", _check_sshd),
+    ]
+    kinds: dict[str, Kind] = {"pool": "storage pool", "bridge": "network", "profile": "profile"}
+    for component, kind in kinds.items():
+        if lxd is None:
             results.append(ComponentStatus(component, False, "unknown while LXD is down."))
-        return results + [_status_of(name, check) for name, check in (extra_checks or {}).items()]
-
-    def check_object(step_kind: Kind) -> Callable[[], str]:
-        def check() -> str:
-            steps = {step.kind: step for step in observe_and_plan(lxd, config)}
-            step = steps[step_kind]
-            if step.action != "keep":
-                raise HostFailure(
-                    f"{step_kind} {step.name} needs to be {step.action}d; run 'cloche host init'."
-                )
-            return f"{step.name} as configured"
-
-        return check
-
-    def check_daemon() -> str:
-        health = daemon_health()
-        if health is None:
-            raise HostFailure("the cloche daemon does not answer; run 'cloche host init'.")
-        return f"cloche {health.get('version')} answers on its socket"
-
-    def check_sshd() -> str:
-        if sshd.running_sshd_pid() is None and not lxd_daemon.systemd_is_running():
-            raise HostFailure("the host's sshd is not running; run 'cloche host init'.")
-        expected = render_sshd_dropin(SshdSettings())
-        if read_text_or_none(sshd.DROPIN_PATH) != expected:
-            raise HostFailure(f"{sshd.DROPIN_PATH} is not cloche's; run 'cloche host init'.")
-        return "running, key-only, jump accounts forward-only"
-
-    results.append(_status_of("daemon", check_daemon))
-    results.append(_status_of("sshd", check_sshd))
-    results.append(_status_of("pool", check_object("storage pool")))
-    results.append(_status_of("bridge", check_object("network")))
-    results.append(_status_of("profile", check_object("profile")))
-    for name, check in (extra_checks or {}).items():
-        results.append(_status_of(name, check))
+        else:
+            results.append(
+                _status_of(component, functools.partial(_check_lxd_object, lxd, config, kind))
+            )
+    results += [_status_of(name, check) for name, check in (extra_checks or {}).items()]
     return results

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 
-from cloche.core import ssh_access
+from cloche.core import firewall, ssh_access
 from cloche.core.context import Context
 from cloche.model.errors import ClocheError
 from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
@@ -79,6 +79,11 @@ def reconcile_environments(context: Context, *, startup: bool = False) -> list[s
 
 def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
     """A whole pass, logging instead of raising so the daemon keeps serving."""
+    try:
+        # The firewall first: it depends on the records only, not on LXD answering.
+        firewall.converge_firewall(context, ACTOR)
+    except Exception as error:  # never let the firewall stop the reconciler
+        log.warning("could not converge the firewall: %s", error)
     try:
         findings = reconcile_environments(context, startup=startup)
     except ClocheError as error:

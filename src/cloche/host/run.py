@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from cloche.model.errors import HostFailure
 
@@ -90,3 +94,82 @@ def start_background(
             start_new_session=True,
         )
     return process.pid
+
+
+def run_streaming(
+    argv: Sequence[str],
+    *,
+    chunks: Iterable[bytes] | None = None,
+    stdout_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> Completed:
+    """Run argv feeding chunks to its stdin and/or writing its stdout to a file; never checks.
+
+    For data too large for memory (an export into 'restic backup --stdin', 'restic dump' to a
+    file). stderr (and stdout when not sent to a file) are collected as text. The caller judges
+    the exit status; a timeout kills the command and raises HostFailure.
+    """
+    command = tuple(str(part) for part in argv)
+    log.debug("running (streaming) %s", " ".join(command))
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE if chunks is not None else subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+            )
+        except FileNotFoundError as error:
+            raise HostFailure(
+                f"The command {command[0]!r} is not installed; run 'cloche host init' to install "
+                "it."
+            ) from error
+        collected: dict[str, bytes] = {}
+
+        def drain(name: str, stream: IO[bytes] | None) -> None:
+            collected[name] = stream.read() if stream is not None else b""
+
+        readers = [
+            threading.Thread(target=drain, args=("stderr", process.stderr), daemon=True),
+            threading.Thread(target=drain, args=("stdout", process.stdout), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + timeout
+        feed_error: BaseException | None = None
+        if chunks is not None and process.stdin is not None:
+            try:
+                for chunk in chunks:
+                    process.stdin.write(chunk)
+                    if time.monotonic() > deadline:
+                        break
+            except BrokenPipeError:
+                pass  # the command ended early; its exit status and stderr tell why
+            except BaseException as error:  # the source failed: stop the command, then re-raise
+                feed_error = error
+                process.kill()
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+        try:
+            returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            process.wait()
+            raise HostFailure(
+                f"'{' '.join(command[:3])}' did not finish within {timeout:.0f} s; "
+                "check the host's load and the target, and try again."
+            ) from error
+        for reader in readers:
+            reader.join()
+        if feed_error is not None:
+            raise feed_error
+    return Completed(
+        command,
+        returncode,
+        collected.get("stdout", b"").decode("utf-8", "replace"),
+        collected.get("stderr", b"").decode("utf-8", "replace"),
+    )

@@ -16,10 +16,11 @@ from pydantic import (
     model_validator,
 )
 
+from cloche.model import paths
 from cloche.model.errors import Invalid
 from cloche.model.units import format_size, parse_size
 
-CONFIG_PATH = "/etc/cloche/config.yaml"
+CONFIG_PATH = paths.CONFIG_PATH
 MINIMUM_POOL_BYTES = 2 * 1024**3
 
 _LXD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -179,6 +180,63 @@ class SshConfig(_Strict):
     )
 
 
+class BackupsConfig(_Strict):
+    """Off-host backups: restic repositories (kept in a root-only secrets file) and retention."""
+
+    default_repository: LxdName = Field(
+        default="local",
+        description="Repository that 'backup run' and the schedule use when none is named; "
+        "'local' is the one 'host init' makes under /var/lib/cloche/backups/local.",
+    )
+    schedule: Literal["daily", "off"] = Field(
+        default="daily",
+        description="daily: the daemon backs up every environment once a day and then applies "
+        "retention; off: only 'cloche backup run'.",
+    )
+    keep_daily: int = Field(
+        default=7, ge=0, le=3650, description="Daily backups kept per environment."
+    )
+    keep_weekly: int = Field(
+        default=4, ge=0, le=520, description="Weekly backups kept per environment."
+    )
+    keep_monthly: int = Field(
+        default=6, ge=0, le=1200, description="Monthly backups kept per environment."
+    )
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> BackupsConfig:
+        if self.keep_daily + self.keep_weekly + self.keep_monthly == 0:
+            raise ValueError("keep_daily, keep_weekly and keep_monthly are all 0; keep at least 1")
+        return self
+
+
+class SnapshotsConfig(_Strict):
+    """The time machine: scheduled snapshots of every running environment, pruned by tier."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Take scheduled snapshots; false stops the scheduler (manual ones still work).",
+    )
+    quarter_hourly: int = Field(
+        default=4, ge=0, le=10_000, description="15-minute snapshots kept per environment."
+    )
+    hourly: int = Field(default=24, ge=0, le=10_000, description="Hourly snapshots kept.")
+    daily: int = Field(default=14, ge=0, le=10_000, description="Daily snapshots kept.")
+    weekly: int = Field(default=0, ge=0, le=10_000, description="Weekly (ISO week) snapshots kept.")
+    monthly: int = Field(default=3, ge=0, le=10_000, description="Monthly snapshots kept.")
+
+
+class FirewallConfig(_Strict):
+    """The host firewall (nftables table inet cloche): tenant isolation, egress, host ports."""
+
+    mode: Literal["open", "protect"] = Field(
+        default="open",
+        description="open: the host's own input is left alone (environments are still fenced "
+        "off from each other and from the host's management ports); protect: the host also drops "
+        "unsolicited traffic except SSH, HTTP(S) and published ports.",
+    )
+
+
 class ClocheConfig(_Strict):
     """The whole host configuration."""
 
@@ -189,6 +247,9 @@ class ClocheConfig(_Strict):
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     ssh: SshConfig = Field(default_factory=SshConfig)
+    snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
+    backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    firewall: FirewallConfig = Field(default_factory=FirewallConfig)
 
 
 def _location(error_location: tuple[int | str, ...]) -> str:

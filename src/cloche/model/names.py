@@ -6,12 +6,15 @@ import re
 
 from cloche.model.errors import Invalid
 
-USER_RULE = "1 to 30 characters: a lowercase letter, then lowercase letters, digits or '-'"
+USER_RULE = (
+    "1 to 30 characters: a lowercase letter, then lowercase letters, digits or '-', "
+    "not ending in '-'"
+)
 ENV_RULE = (
     "1 to 40 characters: a lowercase letter, then lowercase letters, digits or '-', "
     "not ending in '-'"
 )
-_USER = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+_USER = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 _ENV = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 # Names that would clash with accounts on the host or inside every environment.

@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
+CONFIG_PATH = "/etc/cloche/config.yaml"
 DAEMON_SOCKET = "/run/cloche/cloche.sock"
 DAEMON_SERVICE = "cloche"

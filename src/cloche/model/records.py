@@ -113,6 +113,8 @@ class EnvironmentRecord:
     address: str | None = None
     # Key type -> public key line, recorded on first boot and pinned in generated ssh configs.
     host_keys: Mapping[str, str] | None = field(default=None, hash=False)
+    # Snapshot retention counts that override the host's (config field name -> count).
+    snapshot_policy: Mapping[str, int] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         check_user_name(self.user)
@@ -130,6 +132,11 @@ class EnvironmentRecord:
             isinstance(key, str) and isinstance(value, str) for key, value in self.host_keys.items()
         ):
             raise Invalid("Host keys must map key types to public key lines, both text.")
+        if self.snapshot_policy is not None and not all(
+            isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+            for key, value in self.snapshot_policy.items()
+        ):
+            raise Invalid("A snapshot policy must map tier names to whole numbers.")
 
     @property
     def qualified_name(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from cloche.model.errors import Invalid
 from cloche.model.limits import GIB, MIB, SECURITY_PROFILES, Limits, ProjectQuotas
+from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.units import format_size
 from cloche.render.lxd import MANAGED_MARK
 
@@ -26,31 +27,6 @@ TEMPLATE_LIMITS = Limits(cpu=1, memory_bytes=512 * MIB, disk_bytes=4 * GIB, proc
 _USER = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 # LXD instance names are hostnames: the environment's hostname is its name.
 _INSTANCE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def check_user_name(user: str) -> str:
-    """Return user when it can name an LXD project; raise Invalid otherwise."""
-    if not isinstance(user, str) or not _USER.match(user) or user.endswith("-"):
-        raise Invalid(
-            f"User name {user!r} is not allowed; use 1 to 32 lowercase letters, digits or '-', "
-            "starting with a letter."
-        )
-    return user
-
-
-def check_environment_name(name: str) -> str:
-    """Return name when it is a valid environment name (a hostname); raise Invalid otherwise."""
-    if not isinstance(name, str) or not _INSTANCE.match(name) or "--" in name:
-        raise Invalid(
-            f"Environment name {name!r} is not allowed; use 1 to 63 lowercase letters, digits "
-            "or single '-', starting with a letter and not ending with '-'."
-        )
-    if name.startswith(TEMPLATE_PREFIX):
-        raise Invalid(
-            f"Environment name {name!r} starts with {TEMPLATE_PREFIX!r}, which cloche keeps for "
-            "templates; choose another name."
-        )
-    return name
 
 
 def project_name(user: str) -> str:

@@ -12,6 +12,10 @@ MINIMUM_KERNEL_SETTINGS: dict[str, int] = {
     "fs.inotify.max_user_watches": 1048576,
     "kernel.keys.maxbytes": 2000000,
     "kernel.keys.maxkeys": 2000,
+    # br_netfilter: bridged traffic between environments passes the firewall's forward hook,
+    # which is where tenants are kept apart (render/nftables.py).
+    "net.bridge.bridge-nf-call-ip6tables": 1,
+    "net.bridge.bridge-nf-call-iptables": 1,
     "net.ipv4.neigh.default.gc_thresh3": 8192,
     "vm.max_map_count": 262144,
 }

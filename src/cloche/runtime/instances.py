@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pylxd import exceptions as lxd_errors
@@ -93,6 +94,14 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot of an instance as LXD lists it: its name and when it was taken (UTC)."""
+
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class BootReport:
     """How an instance finished booting: systemd 'running', or 'degraded' with its failed units."""
 
@@ -133,6 +142,14 @@ def _ipv4(state: dict[str, Any]) -> str | None:
         if address.get("family") == "inet" and address.get("scope") == "global":
             return str(address["address"])
     return None
+
+
+def _lxd_time(text: str) -> datetime:
+    # LXD writes nanoseconds ("2026-11-22T20:15:28.422205755Z"); Python reads up to microseconds.
+    stamp, _, fraction = text.rstrip("Z").partition(".")
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
+    moment = datetime.fromisoformat(f"{stamp}.{digits.ljust(6, '0')}" if digits else stamp)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _limits_patch(limits: Limits, root: dict[str, str]) -> dict[str, Any]:
@@ -232,6 +249,23 @@ class LxdInstances:
             processes=int(raw.get("processes", 0)),
             pid=int(raw.get("pid", 0)),
         )
+
+    def states(self) -> dict[str, InstanceState]:
+        """The state of every instance of the project, in one request (for listings)."""
+        with self._refusals("list instance states"):
+            response = self._client.api.instances.get(params={"recursion": 2})
+        states = {}
+        for raw in response.json()["metadata"] or []:
+            state: dict[str, Any] = raw.get("state") or {}
+            states[str(raw["name"])] = InstanceState(
+                name=str(raw["name"]),
+                status=str(raw.get("status") or state.get("status", "")),
+                ipv4=_ipv4(state),
+                memory_bytes=int((state.get("memory") or {}).get("usage", 0)),
+                processes=int(state.get("processes", 0)),
+                pid=int(state.get("pid", 0)),
+            )
+        return states
 
     def status(self, name: str) -> str:
         """LXD's status word for an instance: Running, Stopped, Frozen, Error."""
@@ -517,6 +551,97 @@ class LxdInstances:
         raise HostFailure(
             f"LXD stored the CPU limit {cpu} of {name!r} but still runs it on {seen} CPUs; "
             "restart the environment to apply it."
+        )
+
+    # Snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self, name: str, snapshot: str, timeout: float = 300) -> SnapshotInfo:
+        """Take a stateless snapshot of an instance (running or not); Conflict if taken."""
+        body = {"name": snapshot, "stateful": False}
+        with self._refusals(f"snapshot {name!r} as {snapshot!r}"):
+            self._when_not_busy(
+                lambda: run_operation(
+                    self._client,
+                    self._client.api.instances[name].snapshots.post(json=body),
+                    timeout,
+                ),
+                timeout,
+            )
+            raw = self._client.api.instances[name].snapshots[snapshot].get().json()["metadata"]
+        return SnapshotInfo(name=snapshot, created_at=_lxd_time(str(raw["created_at"])))
+
+    def list_snapshots(self, name: str) -> tuple[SnapshotInfo, ...]:
+        """Every snapshot of an instance, oldest first."""
+        with self._refusals(f"list the snapshots of {name!r}"):
+            response = self._client.api.instances[name].snapshots.get(params={"recursion": 1})
+            raws = response.json()["metadata"] or []
+        # LXD names a snapshot "instance/snapshot" in its listing.
+        snapshots = [
+            SnapshotInfo(
+                name=str(raw["name"]).rsplit("/", 1)[-1],
+                created_at=_lxd_time(str(raw["created_at"])),
+            )
+            for raw in raws
+        ]
+        return tuple(sorted(snapshots, key=lambda snapshot: (snapshot.created_at, snapshot.name)))
+
+    def delete_snapshot(self, name: str, snapshot: str, timeout: float = 120) -> None:
+        """Delete one snapshot of an instance; NotFound when it does not exist."""
+        with self._refusals(f"delete snapshot {snapshot!r} of {name!r}"):
+            self._when_not_busy(
+                lambda: run_operation(
+                    self._client,
+                    self._client.api.instances[name].snapshots[snapshot].delete(),
+                    timeout,
+                ),
+                timeout,
+            )
+
+    def restore_snapshot(self, name: str, snapshot: str, timeout: float = 300) -> None:
+        """Put an instance back to a snapshot (files, config, devices) in place.
+
+        LXD does it in one operation: a running instance is stopped (killed: its disk is about to
+        be replaced), restored and started again; a stopped one stays stopped. Measured on a btrfs
+        pool: 1.5-1.9 s, against 2.3-2.9 s for a graceful stop, a restore and a start.
+        """
+        self.require_snapshot(name, snapshot)
+        body = {"restore": snapshot}
+        with self._refusals(f"restore {name!r} to snapshot {snapshot!r}"):
+            self._when_not_busy(
+                lambda: run_operation(
+                    self._client, self._client.api.instances[name].put(json=body), timeout
+                ),
+                timeout,
+            )
+
+    def create_from_snapshot(
+        self, request: Mapping[str, Any], timeout: float = 300
+    ) -> InstanceInfo:
+        """Create an instance (stopped) as a copy of another's snapshot ("instance/snapshot").
+
+        LXD gives the copy a new MAC address and applies the image's 'copy' templates at its
+        first start (measured in 5.0.2: volatile.apply_template=copy), so it gets a new
+        machine-id and new SSH host keys. The request's devices replace the source's (give eth0
+        a new static address), and its profiles and config keys win over the source's.
+        """
+        source = request.get("source") or {}
+        origin = str(source.get("source") or "")
+        if source.get("type") != "copy" or origin.count("/") != 1:
+            raise Invalid(
+                f"Environment {request.get('name')!r} must be copied from a snapshot named "
+                "'instance/snapshot'; render its request with source_instance."
+            )
+        self.require_snapshot(*origin.split("/"))
+        return self.create(request, timeout)
+
+    def require_snapshot(self, name: str, snapshot: str) -> SnapshotInfo:
+        """The snapshot of an instance; NotFound (naming how to find one) when it does not exist."""
+        for known in self.list_snapshots(name):
+            if known.name == snapshot:
+                return known
+        raise NotFound(
+            f"Environment {name!r} in project {self.project} has no snapshot {snapshot!r}; "
+            "list its snapshots to pick one."
         )
 
     # Inside --------------------------------------------------------------------------------

@@ -130,6 +130,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX operations_by_created_at ON operations (created_at);
     CREATE INDEX operations_by_status ON operations (status);
     """,
+    # 3: a per-environment override of the host's snapshot retention policy (tier -> count).
+    """
+    ALTER TABLE environments ADD COLUMN snapshot_policy TEXT
+        CHECK (snapshot_policy IS NULL OR json_valid(snapshot_policy));
+    """,
+    # 4: each environment's egress policy: 'open', 'none' or 'allow:CIDR,CIDR' (model/egress.py).
+    """
+    ALTER TABLE environments ADD COLUMN egress TEXT NOT NULL DEFAULT 'open'
+        CHECK (egress IN ('open', 'none') OR egress LIKE 'allow:_%');
+    """,
 )
 
 
@@ -207,6 +217,7 @@ def _key(row: sqlite3.Row) -> SshKeyRecord:
 
 def _environment(row: sqlite3.Row) -> EnvironmentRecord:
     host_keys = row["host_keys"]
+    policy = row["snapshot_policy"]
     return EnvironmentRecord(
         user=row["user"],
         name=row["name"],
@@ -221,11 +232,13 @@ def _environment(row: sqlite3.Row) -> EnvironmentRecord:
         address=row["address"],
         host_keys=None if host_keys is None else json.loads(host_keys),
         created_at=datetime.fromisoformat(row["created_at"]),
+        snapshot_policy=None if policy is None else json.loads(policy),
     )
 
 
 def _environment_row(environment: EnvironmentRecord) -> dict[str, object]:
     host_keys = environment.host_keys
+    policy = environment.snapshot_policy
     return {
         "user": environment.user,
         "name": environment.name,
@@ -240,6 +253,7 @@ def _environment_row(environment: EnvironmentRecord) -> dict[str, object]:
         "address": environment.address,
         "host_keys": None if host_keys is None else json.dumps(dict(host_keys), sort_keys=True),
         "created_at": _time_text(environment.created_at),
+        "snapshot_policy": None if policy is None else json.dumps(dict(policy), sort_keys=True),
     }
 
 
@@ -670,6 +684,7 @@ class Database:
         state_hint: str | None = None,
         address: str | None = None,
         host_keys: Mapping[str, str] | None = None,
+        snapshot_policy: Mapping[str, int] | None = None,
     ) -> EnvironmentRecord:
         """Record a new environment; QuotaExceeded at max_envs, checked in the same transaction."""
         with self._transaction(write=True) as connection:
@@ -688,6 +703,7 @@ class Database:
                 address=address,
                 host_keys=None if host_keys is None else dict(host_keys),
                 created_at=self._clock(),
+                snapshot_policy=None if snapshot_policy is None else dict(snapshot_policy),
             )
             exists = connection.execute(
                 "SELECT 1 FROM environments WHERE user = ? AND name = ?", (user, name)
@@ -707,9 +723,10 @@ class Database:
             self._refuse_taken_address(connection, environment)
             connection.execute(
                 "INSERT INTO environments (user, name, image, profile, cpu, memory_bytes, "
-                "disk_bytes, processes, status, state_hint, address, host_keys, created_at) "
-                "VALUES (:user, :name, :image, :profile, :cpu, :memory_bytes, :disk_bytes, "
-                ":processes, :status, :state_hint, :address, :host_keys, :created_at)",
+                "disk_bytes, processes, status, state_hint, address, host_keys, created_at, "
+                "snapshot_policy) VALUES (:user, :name, :image, :profile, :cpu, :memory_bytes, "
+                ":disk_bytes, :processes, :status, :state_hint, :address, :host_keys, "
+                ":created_at, :snapshot_policy)",
                 _environment_row(environment),
             )
             return environment
@@ -756,10 +773,13 @@ class Database:
         state_hint: str | Unset | None = UNSET,
         address: str | Unset | None = UNSET,
         host_keys: Mapping[str, str] | Unset | None = UNSET,
+        snapshot_policy: Mapping[str, int] | Unset | None = UNSET,
     ) -> EnvironmentRecord:
         """Change the fields given (None clears a nullable one); return the updated record."""
         if isinstance(host_keys, Mapping):
             host_keys = dict(host_keys)
+        if isinstance(snapshot_policy, Mapping):
+            snapshot_policy = dict(snapshot_policy)
         with self._transaction(write=True) as connection:
             environment = dataclasses.replace(
                 self._require_environment(connection, user, name),
@@ -774,6 +794,7 @@ class Database:
                     state_hint=state_hint,
                     address=address,
                     host_keys=host_keys,
+                    snapshot_policy=snapshot_policy,
                 ),
             )
             self._refuse_taken_address(connection, environment)
@@ -781,11 +802,36 @@ class Database:
                 "UPDATE environments SET image = :image, profile = :profile, cpu = :cpu, "
                 "memory_bytes = :memory_bytes, disk_bytes = :disk_bytes, "
                 "processes = :processes, status = :status, state_hint = :state_hint, "
-                "address = :address, host_keys = :host_keys "
+                "address = :address, host_keys = :host_keys, "
+                "snapshot_policy = :snapshot_policy "
                 "WHERE user = :user AND name = :name",
                 _environment_row(environment),
             )
             return environment
+
+    def get_egress(self, user: str, name: str) -> str:
+        """The stored egress policy of user/name ('open', 'none' or 'allow:...'); NotFound."""
+        with self._transaction(write=False) as connection:
+            self._require_environment(connection, user, name)
+            (egress,) = connection.execute(
+                "SELECT egress FROM environments WHERE user = ? AND name = ?", (user, name)
+            ).fetchone()
+        return str(egress)
+
+    def set_egress(self, user: str, name: str, egress: str) -> None:
+        """Store the (already checked) egress policy of user/name; NotFound if there is none."""
+        with self._transaction(write=True) as connection:
+            self._require_environment(connection, user, name)
+            connection.execute(
+                "UPDATE environments SET egress = ? WHERE user = ? AND name = ?",
+                (egress, user, name),
+            )
+
+    def list_egress(self) -> dict[tuple[str, str], str]:
+        """Every environment's stored egress policy, by (user, name)."""
+        with self._transaction(write=False) as connection:
+            rows = connection.execute("SELECT user, name, egress FROM environments").fetchall()
+        return {(row["user"], row["name"]): str(row["egress"]) for row in rows}
 
     def delete_environment(self, user: str, name: str) -> None:
         """Forget the environment user/name; NotFound if there is none."""

@@ -1,0 +1,126 @@
+"""Converge the host firewall (table inet cloche) with the config and the database.
+
+Desired state: the config's mode, bridge, gateway and SSH port, and every environment that has
+an address (its owner, name and egress policy). converge_firewall renders it, loads it
+atomically (checked first, the previous table restored on failure) and keeps the script it
+loaded in STATE_DIR/firewall.nft. When the live table was not what that script gives although
+the desired script did not change, someone or something changed it behind cloche's back: that
+drift is repaired by the same load and audited once as "repaired firewall".
+
+It runs before a new environment starts (so its address is never in a stale tenant set), after
+one is removed, on an egress change, at daemon start, every reconciler pass and in host init.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+from cloche.core.audited import audited
+from cloche.core.context import Context, open_context
+from cloche.host.files import read_text_or_none, write_atomically
+from cloche.model.audit import JsonValue
+from cloche.model.config import ClocheConfig
+from cloche.model.egress import DEFAULT_EGRESS, format_egress, parse_egress
+from cloche.model.errors import ClocheError
+from cloche.model.firewall import EnvNetwork, FirewallPolicy
+from cloche.model.names import check_environment_name, check_user_name
+from cloche.render.nftables import TABLE, render_ruleset
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "firewall.nft"
+HOST_INIT_ACTOR = "cloche-host-init"
+
+
+def _gateway(config: ClocheConfig) -> str:
+    return str(ipaddress.IPv4Interface(config.network.gateway_cidr).ip)
+
+
+def desired_policy(context: Context) -> FirewallPolicy:
+    """What the firewall must enforce now, from the config and the database."""
+    egress = context.database.list_egress()
+    envs = tuple(
+        EnvNetwork(
+            env.user,
+            env.name,
+            env.address,
+            parse_egress(egress.get((env.user, env.name), DEFAULT_EGRESS)),
+        )
+        for env in context.database.list_environments()
+        if env.address
+    )
+    config = context.config
+    return FirewallPolicy(
+        mode=config.firewall.mode,
+        bridge=config.network.bridge,
+        gateway=_gateway(config),
+        ssh_port=config.ssh.port,
+        envs=envs,
+    )
+
+
+def converge_firewall(context: Context, actor: str) -> bool:
+    """Render and load the desired table; True if the live table changed. Audits drift once."""
+    with context.locked("firewall"):
+        text = render_ruleset(desired_policy(context))
+        state_file = context.state_dir / STATE_FILE
+        last = read_text_or_none(state_file)
+        before = context.firewall.current()
+        context.firewall.apply(text)
+        after = context.firewall.current()
+        if last != text:
+            write_atomically(state_file, text, mode=0o600)
+        changed = before != after
+        if changed and last == text:
+            log.warning("the firewall table %s had drifted; restored it", TABLE)
+            context.record(
+                actor,
+                "repaired firewall",
+                TABLE,
+                details={"was": "missing" if before is None else "changed by hand"},
+            )
+        return changed
+
+
+def converge_quietly(context: Context, actor: str) -> None:
+    """converge_firewall, logging a failure instead of raising (the reconciler retries)."""
+    try:
+        converge_firewall(context, actor)
+    except ClocheError as error:
+        log.warning("could not converge the firewall: %s", error)
+
+
+def converge_host_firewall(config: ClocheConfig, state_dir: Path) -> bool:
+    """converge_firewall for 'host init', which runs before (or beside) the daemon."""
+    context = open_context(config, state_dir)
+    try:
+        return converge_firewall(context, HOST_INIT_ACTOR)
+    finally:
+        context.operations.shutdown()
+        context.database.close()
+
+
+def set_egress(context: Context, actor: str, user: str, name: str, egress: str) -> dict[str, Any]:
+    """Change an environment's egress policy and load it (live; the env keeps running)."""
+    target = f"{user}/{name}"
+    details: dict[str, JsonValue] = {"egress": egress[:500]}
+    with audited(context, actor, "changed egress", target, details):
+        user_name, env_name = check_user_name(user), check_environment_name(name)
+        stored = format_egress(parse_egress(egress))
+        with context.locked(f"egress:{target}"):
+            previous = context.database.get_egress(user_name, env_name)
+            context.database.set_egress(user_name, env_name, stored)
+            try:
+                converge_firewall(context, actor)
+            except BaseException:
+                context.database.set_egress(user_name, env_name, previous)
+                raise
+        return {"user": user_name, "name": env_name, "egress": stored, "previous": previous}
+
+
+def egress_of(context: Context, user: str, name: str) -> str:
+    """The stored egress policy of an environment."""
+    return context.database.get_egress(check_user_name(user), check_environment_name(name))

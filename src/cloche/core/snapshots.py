@@ -1,0 +1,302 @@
+"""The time machine's use cases: take, list and remove snapshots, restore in place or as new.
+
+Manual snapshots are named by their label or `manual-<UTC time>`; the `auto-` prefix belongs to
+the scheduler (core/snapshot_scheduler.py), whose snapshots the planner prunes. Each action is
+one audit event; the restores are operations (the environment restarts, or a new one boots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from cloche.core.audited import audited
+from cloche.core.context import Context
+from cloche.core.environments import (
+    checked_names,
+    install_keys,
+    limits_of,
+    quota_of,
+    read_host_keys,
+    record_new_environment,
+    start_new_environment,
+    usage_of,
+)
+from cloche.model.audit import JsonValue
+from cloche.model.commands import NewEnvironment
+from cloche.model.config import SnapshotsConfig
+from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.names import check_environment_name
+from cloche.model.quota import Usage, check_fits
+from cloche.model.records import EnvironmentRecord
+from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
+from cloche.render.instance import instance_request
+from cloche.render.lxd import static_nic
+from cloche.runtime.instances import SnapshotInfo
+
+Progress = Callable[[str], None]
+MANUAL_PREFIX = "manual-"
+LABEL_MAX = 40
+_LABEL = re.compile(r"^[a-z0-9-]+$")
+# The tiers of a retention policy, as config keys, API fields and CLI options (--quarter-hourly).
+POLICY_FIELDS: tuple[str, ...] = ("quarter_hourly", "hourly", "daily", "weekly", "monthly")
+POLICY_MAX = 10_000
+
+
+def check_label(label: str) -> str:
+    """A manual snapshot's label: [a-z0-9-], at most 40 characters, not starting with 'auto-'."""
+    if not label or len(label) > LABEL_MAX or not _LABEL.match(label):
+        raise Invalid(
+            f"Snapshot label {label!r} is not allowed; use 1 to {LABEL_MAX} lowercase letters, "
+            "digits and '-'."
+        )
+    if label.startswith(SCHEDULED_PREFIX):
+        raise Invalid(
+            f"Snapshot label {label!r} starts with {SCHEDULED_PREFIX!r}, which marks scheduled "
+            "snapshots; pick another label."
+        )
+    return label
+
+
+def manual_name(now: datetime) -> str:
+    """The name of an unlabelled manual snapshot taken at now, e.g. manual-20261122T191502Z."""
+    return f"{MANUAL_PREFIX}{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def describe_snapshot(snapshot: SnapshotInfo) -> dict[str, Any]:
+    """A snapshot as the API shows it."""
+    return {
+        "name": snapshot.name,
+        "created_at": snapshot.created_at.isoformat(),
+        "kind": snapshot_kind(snapshot.name),
+    }
+
+
+def effective_policy(
+    host: SnapshotsConfig, overrides: Mapping[str, int] | None = None
+) -> RetentionPolicy:
+    """The host's retention counts with an environment's overrides applied."""
+    counts = {field: getattr(host, field) for field in POLICY_FIELDS}
+    counts.update({key: value for key, value in (overrides or {}).items() if key in counts})
+    return RetentionPolicy(**counts)
+
+
+def _ready(context: Context, user: str, name: str) -> EnvironmentRecord:
+    env = context.database.get_environment(*checked_names(user, name))
+    if env.status != "ready":
+        raise Conflict(
+            f"Environment {env.qualified_name} is {env.status}; wait until it is ready and retry."
+        )
+    return env
+
+
+def take_snapshot(
+    context: Context, actor: str, user: str, name: str, label: str | None = None
+) -> dict[str, Any]:
+    """Take a manual snapshot now (named label, or manual-<UTC time>); never pruned."""
+    snapshot = label if label is not None else manual_name(datetime.now(UTC))
+    target = f"{user}/{name}"
+    with audited(context, actor, "took snapshot", target, {"snapshot": snapshot}):
+        if label is not None:
+            check_label(label)
+        env = _ready(context, user, name)
+        with context.locked(f"env:{env.qualified_name}"):
+            taken = context.user_instances(env.user).snapshot(env.name, snapshot)
+        return describe_snapshot(taken)
+
+
+def list_snapshots(context: Context, user: str, name: str) -> list[dict[str, Any]]:
+    """An environment's snapshots, oldest first."""
+    env = context.database.get_environment(*checked_names(user, name))
+    return [
+        describe_snapshot(snapshot)
+        for snapshot in context.user_instances(env.user).list_snapshots(env.name)
+    ]
+
+
+def remove_snapshot(context: Context, actor: str, user: str, name: str, snapshot: str) -> None:
+    """Delete one snapshot (manual or scheduled) of an environment."""
+    target = f"{user}/{name}"
+    with audited(context, actor, "removed snapshot", target, {"snapshot": snapshot}):
+        env = context.database.get_environment(*checked_names(user, name))
+        with context.locked(f"env:{env.qualified_name}"):
+            context.user_instances(env.user).delete_snapshot(env.name, snapshot)
+
+
+def request_restore(context: Context, actor: str, user: str, name: str, snapshot: str) -> str:
+    """Put an environment back to a snapshot in place (it restarts) in the background."""
+    target = f"{user}/{name}"
+    details: dict[str, JsonValue] = {"snapshot": snapshot}
+    with audited(context, actor, "restored environment", target, details, only_failure=True):
+        env = _ready(context, user, name)
+        context.user_instances(env.user).require_snapshot(env.name, snapshot)
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, "restored environment", target, details):
+            instances = context.user_instances(env.user)
+            with context.locked(f"env:{target}"):
+                progress(f"restoring {snapshot} (the environment restarts)")
+                instances.restore_snapshot(env.name, snapshot)
+                # The snapshot holds the limits of its time; the record holds today's.
+                current = context.database.get_environment(env.user, env.name)
+                instances.set_limits(env.name, limits_of(current))
+                progress("starting")
+                instances.start(env.name)
+                progress("waiting for systemd")
+                instances.wait_until_booted(env.name)
+                progress("setting up the account (today's keys)")
+                install_keys(context, env.user, env.name)
+                state = instances.state(env.name)
+                context.database.update_environment(
+                    env.user,
+                    env.name,
+                    state_hint=state.status,
+                    host_keys=read_host_keys(instances, env.name),
+                )
+
+    return context.operations.submit("restore environment", target, work)
+
+
+def request_restore_as_new(
+    context: Context, actor: str, user: str, name: str, snapshot: str, new_name: str
+) -> str:
+    """Make a new environment from a snapshot (new address, MAC, machine-id, host keys)."""
+    target = f"{user}/{new_name}"
+    details: dict[str, JsonValue] = {"source": f"{user}/{name}", "snapshot": snapshot}
+    with audited(context, actor, "restored environment as new", target, details, only_failure=True):
+        source = _ready(context, user, name)
+        check_environment_name(new_name)
+        owner = context.database.get_user(source.user)
+        others = context.database.list_environments(source.user)
+        if any(env.name == new_name for env in others):
+            raise Conflict(
+                f"Environment {source.user}/{new_name} already exists; choose another name or "
+                "remove it first."
+            )
+        check_fits(
+            source.user,
+            quota_of(owner),
+            [usage_of(env) for env in others],
+            Usage(source.cpu, source.memory_bytes, source.disk_bytes),
+            new=True,
+        )
+        instances = context.user_instances(source.user)
+        instances.require_snapshot(source.name, snapshot)
+        limits = limits_of(source)
+        command = NewEnvironment(
+            user=source.user,
+            name=new_name,
+            image=source.image,
+            profile=source.profile,
+            cpu=limits.cpu,
+            memory_bytes=limits.memory_bytes,
+            disk_bytes=limits.disk_bytes,
+            processes=limits.processes,
+        )
+        address = record_new_environment(
+            context, source.user, new_name, source.image, command, limits
+        )
+        if source.snapshot_policy is not None:
+            context.database.update_environment(
+                source.user, new_name, snapshot_policy=source.snapshot_policy
+            )
+    details.update({"address": address, "limits": limits.describe()})
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, "restored environment as new", target, details):
+            try:
+                _build_from_snapshot(context, source, snapshot, new_name, address, progress)
+            except BaseException:
+                progress("cleaning up")
+                with contextlib.suppress(ClocheError):
+                    instances.delete(new_name)
+                context.database.delete_environment(source.user, new_name)
+                raise
+
+    return context.operations.submit("restore environment as new", target, work)
+
+
+def _build_from_snapshot(
+    context: Context,
+    source: EnvironmentRecord,
+    snapshot: str,
+    new_name: str,
+    address: str,
+    progress: Progress,
+) -> None:
+    instances = context.user_instances(source.user)
+    request = instance_request(
+        new_name,
+        profile=source.profile,
+        limits=limits_of(source),
+        user=source.user,
+        pool=context.config.storage.pool,
+        source_instance=f"{source.name}/{snapshot}",
+    )
+    request["devices"]["eth0"] = static_nic(context.config.network.bridge, address)
+    # The source's lock keeps the scheduler from pruning the snapshot while it is copied.
+    with context.locked(f"env:{source.qualified_name}"):
+        progress(f"copying {source.name}/{snapshot}")
+        instances.create_from_snapshot(request)
+    start_new_environment(context, source.user, new_name, progress)
+
+
+def describe_policy(context: Context, env: EnvironmentRecord) -> dict[str, Any]:
+    """An environment's retention policy: its overrides and the counts in effect."""
+    host = context.config.snapshots
+    return {
+        "environment": env.qualified_name,
+        "scheduler_enabled": host.enabled,
+        "overrides": dict(env.snapshot_policy or {}),
+        "effective": asdict(effective_policy(host, env.snapshot_policy)),
+    }
+
+
+def snapshot_policy(context: Context, user: str, name: str) -> dict[str, Any]:
+    """An environment's retention policy as the API shows it."""
+    return describe_policy(context, context.database.get_environment(*checked_names(user, name)))
+
+
+def set_snapshot_policy(
+    context: Context,
+    actor: str,
+    user: str,
+    name: str,
+    changes: Mapping[str, int | None],
+    *,
+    reset: bool = False,
+) -> dict[str, Any]:
+    """Override tiers of an environment's retention (None drops an override; reset drops all)."""
+    target = f"{user}/{name}"
+    given: dict[str, JsonValue] = {key: value for key, value in changes.items()}
+    if reset:
+        given["reset"] = True
+    with audited(context, actor, "set snapshot policy", target, given):
+        env = context.database.get_environment(*checked_names(user, name))
+        overrides = {} if reset else dict(env.snapshot_policy or {})
+        for key, value in changes.items():
+            if key not in POLICY_FIELDS:
+                raise Invalid(
+                    f"{key!r} is not a snapshot tier; use one of {', '.join(POLICY_FIELDS)}."
+                )
+            if value is None:
+                overrides.pop(key, None)
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= POLICY_MAX
+            ):
+                raise Invalid(
+                    f"The {key} snapshot count is {value!r}; give a whole number from 0 to "
+                    f"{POLICY_MAX}."
+                )
+            overrides[key] = value
+        updated = context.database.update_environment(
+            env.user, env.name, snapshot_policy=overrides or None
+        )
+        return describe_policy(context, updated)

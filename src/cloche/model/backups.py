@@ -1,0 +1,115 @@
+"""Pure values of backups: repositories (with their secrets), retention, ids, restic's refusals."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cloche.model.errors import Invalid
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_SFTP = re.compile(r"^sftp:[^\s:@/]+@[^\s:/]+:/\S*$")
+_S3 = re.compile(r"^s3:https?://[^\s/]+/[a-z0-9][a-z0-9.-]{1,62}(/\S*)?$")
+_BACKUP_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A restic repository cloche knows: its URL, password and how to reach it (all secret)."""
+
+    name: str
+    url: str
+    password: str = field(repr=False)
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    sftp_command: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """local, sftp or s3."""
+        return repository_kind(self.url)
+
+    def describe(self) -> dict[str, str]:
+        """What may be shown: name, kind and URL (never the password or keys)."""
+        return {"name": self.name, "kind": self.kind, "url": self.url}
+
+    def to_dict(self) -> dict[str, str]:
+        """Every field, for the secrets file."""
+        values = {
+            "url": self.url,
+            "password": self.password,
+            "s3_access_key": self.s3_access_key,
+            "s3_secret_key": self.s3_secret_key,
+            "sftp_command": self.sftp_command,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many daily, weekly and monthly backups restic keeps per environment."""
+
+    daily: int
+    weekly: int
+    monthly: int
+
+
+def check_repository_name(name: str) -> str:
+    """Return name when it can name a repository (lowercase word); raise Invalid otherwise."""
+    if not _NAME.match(name):
+        raise Invalid(
+            f"Repository name {name!r} is not allowed; use lowercase letters, digits and '-', "
+            "starting with a letter."
+        )
+    return name
+
+
+def repository_kind(url: str) -> str:
+    """local, sftp or s3 for a repository URL; Invalid for anything else."""
+    if url.startswith("sftp:"):
+        if not _SFTP.match(url):
+            raise Invalid(f"{url!r} is not an SFTP repository; write it as sftp:user@host:/path.")
+        return "sftp"
+    if url.startswith("s3:"):
+        if not _S3.match(url):
+            raise Invalid(
+                f"{url!r} is not an S3 repository; write it as s3:http://HOST:PORT/bucket."
+            )
+        return "s3"
+    if url.startswith("/") and "\n" not in url:
+        return "local"
+    raise Invalid(
+        f"{url!r} is not a repository URL; give an absolute path, sftp:user@host:/path or "
+        "s3:http://HOST:PORT/bucket."
+    )
+
+
+def check_backup_id(backup_id: str) -> str:
+    """Return a restic snapshot id (8 or more hex digits); raise Invalid otherwise."""
+    if not _BACKUP_ID.match(backup_id):
+        raise Invalid(
+            f"{backup_id!r} is not a backup id; use the id 'cloche backup list' shows "
+            "(8 hexadecimal digits)."
+        )
+    return backup_id
+
+
+WRONG_PASSWORD = "wrong password or no key found"  # noqa: S105 (restic's message)
+
+
+def is_wrong_password(stderr: str) -> bool:
+    """True when restic refused the repository's password."""
+    return WRONG_PASSWORD in stderr.lower()
+
+
+def is_missing_repository(stderr: str) -> bool:
+    """True when there is no repository at the URL yet (so 'restic init' is needed)."""
+    lowered = stderr.lower()
+    return any(
+        words in lowered
+        for words in (
+            "unable to open config file",
+            "repository does not exist",
+            "is there a repository at the following location",
+        )
+    )
