@@ -16,8 +16,9 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
+from cloche.cli import remote
 from cloche.cli.common import console, error_console, handle_errors
-from cloche.client.http import ApiClient
+from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
 from cloche.model.errors import Invalid
 from cloche.model.names import split_address
 
@@ -25,20 +26,6 @@ user_app = typer.Typer(help="Users (tenants): accounts, keys and quotas.", no_ar
 key_app = typer.Typer(help="A user's SSH public keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 user_app.add_typer(key_app, name="key")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-NoWaitOption = Annotated[
-    bool, typer.Option("--no-wait", help="Return the operation id at once instead of waiting.")
-]
-
-
-def _client() -> ApiClient:
-    return ApiClient()
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
 def _read_key(path: Path) -> str:
@@ -48,26 +35,6 @@ def _read_key(path: Path) -> str:
         raise Invalid(
             f"Cannot read the key file {path}: {error.strerror}; give a .pub file."
         ) from None
-
-
-def _confirm(question: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise Invalid(f"{question} needs confirmation; add --yes when there is no terminal.")
-    if not typer.confirm(question, default=False):
-        raise typer.Exit(code=1)
-
-
-def _run_operation(client: ApiClient, answer: dict[str, str], no_wait: bool, done: str) -> None:
-    operation_id = answer["operation"]
-    if no_wait:
-        typer.echo(operation_id)
-        return
-    started = time.monotonic()
-    with console.status(f"operation {operation_id}") as status:
-        client.wait(operation_id, on_progress=status.update)
-    console.print(f"{done} ({time.monotonic() - started:.1f} s)", highlight=False)
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -94,10 +61,10 @@ def user_add(
     for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk)):
         if value is not None:
             body[key] = value
-    with _client() as client:
+    with remote.client() as client:
         user = client.post("/v1/users", json=body)
     if as_json:
-        _print_json(user)
+        remote.print_json(user)
     else:
         console.print(
             f"added user {user['name']} (uid range {user['uid_base']}+{user['uid_size']})"
@@ -108,10 +75,10 @@ def user_add(
 @handle_errors
 def user_list(as_json: JsonOption = False) -> None:
     """List users with their quotas and usage."""
-    with _client() as client:
+    with remote.client() as client:
         listed = client.get("/v1/users")
     if as_json:
-        _print_json(listed)
+        remote.print_json(listed)
         return
     table = Table("name", "role", "envs", "cpu", "memory", "disk", "keys")
     for user in listed:
@@ -131,10 +98,10 @@ def user_list(as_json: JsonOption = False) -> None:
 @handle_errors
 def user_show(name: str, as_json: JsonOption = False) -> None:
     """Show one user: quotas, keys and environments."""
-    with _client() as client:
+    with remote.client() as client:
         user = client.get(f"/v1/users/{name}")
     if as_json:
-        _print_json(user)
+        remote.print_json(user)
         return
     for key in ("name", "role", "max_envs", "cpu", "memory", "disk", "uid_base", "uid_size"):
         console.print(f"{key:10} {user[key]}", highlight=False)
@@ -159,7 +126,7 @@ def user_set(
         for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk))
         if value is not None
     }
-    with _client() as client:
+    with remote.client() as client:
         client.patch(f"/v1/users/{name}", json=changes)
     console.print(f"updated quotas of {name}")
 
@@ -173,17 +140,17 @@ def user_rm(
     no_wait: NoWaitOption = False,
 ) -> None:
     """Remove a user (refused while they have environments, unless --purge)."""
-    _confirm(f"Remove user {name}{' and all their environments' if purge else ''}?", yes)
-    with _client() as client:
+    remote.confirm(f"Remove user {name}{' and all their environments' if purge else ''}?", yes)
+    with remote.client() as client:
         answer = client.delete(f"/v1/users/{name}", params={"purge": purge})
-        _run_operation(client, answer, no_wait, f"removed user {name}")
+        remote.run_operation(client, answer, no_wait, f"removed user {name}")
 
 
 @key_app.command("add")
 @handle_errors
 def key_add(name: str, key_file: Path) -> None:
     """Add a public key to a user (it reaches every environment of theirs)."""
-    with _client() as client:
+    with remote.client() as client:
         key = client.post(f"/v1/users/{name}/keys", json={"public_key": _read_key(key_file)})
     console.print(f"added key {key['fingerprint']} to {name}", highlight=False)
 
@@ -192,17 +159,12 @@ def key_add(name: str, key_file: Path) -> None:
 @handle_errors
 def key_rm(name: str, fingerprint: str) -> None:
     """Remove a public key (by its SHA256 fingerprint) from a user."""
-    with _client() as client:
+    with remote.client() as client:
         client.delete(f"/v1/users/{name}/keys/{fingerprint}")
     console.print(f"removed key {fingerprint} from {name}", highlight=False)
 
 
 # Environments --------------------------------------------------------------------------------
-
-
-def _path(address: str) -> str:
-    user, env = split_address(address)
-    return f"/v1/environments/{quote(user, safe='')}/{quote(env, safe='')}"
 
 
 @handle_errors
@@ -228,9 +190,9 @@ def create(
     ):
         if value is not None:
             body[key] = value
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post("/v1/environments", json=body)
-        _run_operation(client, answer, no_wait, f"created {user}/{name}")
+        remote.run_operation(client, answer, no_wait, f"created {user}/{name}")
 
 
 @handle_errors
@@ -239,10 +201,10 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List environments."""
-    with _client() as client:
+    with remote.client() as client:
         listed = client.get("/v1/environments", params={"user": user} if user else None)
     if as_json:
-        _print_json(listed)
+        remote.print_json(listed)
         return
     table = Table("environment", "state", "address", "profile", "cpu", "memory", "disk")
     for env in listed:
@@ -261,10 +223,10 @@ def list_(
 @handle_errors
 def info(address: str, as_json: JsonOption = False) -> None:
     """Show one environment: state, address, image, profile, limits."""
-    with _client() as client:
-        env = client.get(_path(address))
+    with remote.client() as client:
+        env = client.get(remote.environment_path(address))
     if as_json:
-        _print_json(env)
+        remote.print_json(env)
         return
     for key in ("user", "name", "state", "status", "address", "image", "profile", "egress"):
         console.print(f"{key:9} {env.get(key) or ''}", highlight=False)
@@ -279,9 +241,9 @@ def info(address: str, as_json: JsonOption = False) -> None:
 def _action(verb: str, past: str) -> Callable[..., None]:
     @handle_errors
     def command(address: str, no_wait: NoWaitOption = False) -> None:
-        with _client() as client:
-            answer = client.post(f"{_path(address)}/{verb}")
-            _run_operation(client, answer, no_wait, f"{past} {address}")
+        with remote.client() as client:
+            answer = client.post(f"{remote.environment_path(address)}/{verb}")
+            remote.run_operation(client, answer, no_wait, f"{past} {address}")
 
     command.__doc__ = f"{verb.capitalize()} an environment."
     return command
@@ -290,11 +252,11 @@ def _action(verb: str, past: str) -> Callable[..., None]:
 @handle_errors
 def remove(address: str, yes: YesOption = False, no_wait: NoWaitOption = False) -> None:
     """Delete an environment and everything in it."""
-    path = _path(address)
-    _confirm(f"Delete environment {address} and everything in it?", yes)
-    with _client() as client:
+    path = remote.environment_path(address)
+    remote.confirm(f"Delete environment {address} and everything in it?", yes)
+    with remote.client() as client:
         answer = client.delete(path)
-        _run_operation(client, answer, no_wait, f"removed {address}")
+        remote.run_operation(client, answer, no_wait, f"removed {address}")
 
 
 @handle_errors
@@ -316,8 +278,8 @@ def resize(
         )
         if value is not None
     }
-    with _client() as client:
-        env = client.patch(_path(address), json=changes)
+    with remote.client() as client:
+        env = client.patch(remote.environment_path(address), json=changes)
     limits = env["limits"]
     console.print(
         f"resized {address}: cpu {limits['cpu']}, memory {limits['memory']}, "
@@ -334,9 +296,9 @@ def exec_(
 ) -> None:
     """Run a command in an environment (as its user); stdin, output and exit status pass."""
     stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
-    with _client() as client:
+    with remote.client() as client:
         result = client.post(
-            f"{_path(address)}/exec",
+            f"{remote.environment_path(address)}/exec",
             json={
                 "command": command,
                 "stdin_base64": base64.b64encode(stdin).decode(),
@@ -358,7 +320,7 @@ def _fetch_ssh_config(
         params["host"] = host
     if port:
         params["port"] = port
-    with _client() as client:
+    with remote.client() as client:
         answer: dict[str, str] = client.get(
             f"/v1/users/{quote(user, safe='')}/ssh-config", params=params
         )
@@ -448,7 +410,7 @@ def audit_tail(
     as_json: JsonOption = False,
 ) -> None:
     """Print the last audit events (and follow new ones)."""
-    with _client() as client:
+    with remote.client() as client:
         events = client.get("/v1/audit", params={"limit": lines})
         for event in events:
             _show_event(event, as_json)
@@ -465,7 +427,7 @@ def audit_tail(
 @handle_errors
 def audit_verify() -> None:
     """Check the audit log's hash chain; name the first line that was edited, removed or moved."""
-    with _client() as client:
+    with remote.client() as client:
         result = client.get("/v1/audit/verify")
     if result["ok"]:
         console.print(f"audit log intact: {result['count']} events, hash chain verified")

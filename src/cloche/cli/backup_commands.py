@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cloche.cli.api_commands import JsonOption, NoWaitOption, _client, _print_json, _run_operation
+from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
+from cloche.cli.remote import JsonOption, NoWaitOption
 from cloche.model.errors import Invalid
 from cloche.model.names import split_address
 
@@ -69,7 +70,7 @@ def repo_add(
     ):
         if value is not None:
             body[key] = value
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post("/v1/backups/repositories", json=body)
     console.print(
         f"{answer['state']} repository {answer['name']} ({answer['url']})", highlight=False
@@ -80,10 +81,10 @@ def repo_add(
 @handle_errors
 def repo_list(as_json: JsonOption = False) -> None:
     """List repositories (never their passwords)."""
-    with _client() as client:
+    with remote.client() as client:
         listed = client.get("/v1/backups/repositories")
     if as_json:
-        _print_json(listed)
+        remote.print_json(listed)
         return
     table = Table("name", "kind", "url", "default")
     for repo in listed:
@@ -95,7 +96,7 @@ def repo_list(as_json: JsonOption = False) -> None:
 @handle_errors
 def repo_rm(name: str) -> None:
     """Forget a repository (its data stays where it is)."""
-    with _client() as client:
+    with remote.client() as client:
         client.delete(f"/v1/backups/repositories/{name}")
     console.print(f"removed repository {name}", highlight=False)
 
@@ -114,9 +115,9 @@ def run(
     body: dict[str, Any] = {"all": all_, "repository": repo}
     if address is not None:
         body["user"], body["name"] = split_address(address)
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post("/v1/backups", json=body)
-        _run_operation(client, answer, no_wait, f"backed up {address or 'all environments'}")
+        remote.run_operation(client, answer, no_wait, f"backed up {address or 'all environments'}")
 
 
 @backup_app.command("list")
@@ -132,10 +133,10 @@ def list_(
         params["user"], params["name"] = split_address(address)
     if repo is not None:
         params["repository"] = repo
-    with _client() as client:
+    with remote.client() as client:
         listed = client.get("/v1/backups", params=params)
     if as_json:
-        _print_json(listed)
+        remote.print_json(listed)
         return
     table = Table("id", "repository", "environment", "time", "added", "size")
     for item in listed:
@@ -165,9 +166,9 @@ def restore(
 ) -> None:
     """Restore a backup as a new environment (new MAC, machine-id, host keys) or in place."""
     body = {"as_new": as_new, "in_place": in_place, "repository": repo}
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post(f"/v1/backups/{backup_id}/restore", json=body)
-        _run_operation(client, answer, no_wait, f"restored backup {backup_id}")
+        remote.run_operation(client, answer, no_wait, f"restored backup {backup_id}")
 
 
 @backup_app.command("check")
@@ -179,7 +180,7 @@ def check(
     ] = False,
 ) -> None:
     """Check a repository with 'restic check'; non-zero exit when it is damaged."""
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post(
             "/v1/backups/check", json={"repository": repo, "read_data": read_data}, timeout=None
         )
@@ -190,6 +191,6 @@ def check(
 @handle_errors
 def forget(repo: RepoOption = None, no_wait: NoWaitOption = False) -> None:
     """Apply retention (backups.keep_*) per environment, then prune the repository."""
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post("/v1/backups/forget", json={"repository": repo})
-        _run_operation(client, answer, no_wait, "applied retention")
+        remote.run_operation(client, answer, no_wait, "applied retention")

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cloche.cli.api_commands import JsonOption, _client, _path, _print_json
+from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
+from cloche.cli.remote import JsonOption
 
 
 @handle_errors
@@ -24,13 +25,15 @@ def egress(
     as_json: JsonOption = False,
 ) -> None:
     """Show or set what an environment may reach outside the host (applied while it runs)."""
-    with _client() as client:
+    with remote.client() as client:
         if policy is None:
-            answer = client.get(f"{_path(address)}/egress")
+            answer = client.get(f"{remote.environment_path(address)}/egress")
         else:
-            answer = client.patch(f"{_path(address)}/egress", json={"egress": policy})
+            answer = client.patch(
+                f"{remote.environment_path(address)}/egress", json={"egress": policy}
+            )
     if as_json:
-        _print_json(answer)
+        remote.print_json(answer)
     elif policy is None:
         console.print(f"egress of {address}: {answer['egress']}", highlight=False)
     else:

@@ -14,15 +14,9 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from cloche.cli.api_commands import (
-    JsonOption,
-    NoWaitOption,
-    _client,
-    _path,
-    _print_json,
-    _run_operation,
-)
+from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
+from cloche.cli.remote import JsonOption, NoWaitOption
 from cloche.model.errors import Invalid
 from cloche.model.names import split_address
 
@@ -31,12 +25,12 @@ Count = Annotated[int | None, typer.Option(min=0, help="How many to keep.")]
 
 
 def _snapshots_path(address: str) -> str:
-    return f"{_path(address)}/snapshots"
+    return f"{remote.environment_path(address)}/snapshots"
 
 
 def _show_policy(policy: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _print_json(policy)
+        remote.print_json(policy)
         return
     overrides = policy["overrides"]
     state = "on" if policy["scheduler_enabled"] else "off (config snapshots.enabled)"
@@ -84,15 +78,15 @@ def snapshot(
     if first == "rm":
         if second is None or third is None:
             raise Invalid("Name what to delete: 'cloche snapshot rm USER/NAME SNAPSHOT'.")
-        with _client() as client:
+        with remote.client() as client:
             client.delete(f"{_snapshots_path(second)}/{quote(third, safe='')}")
         console.print(f"removed snapshot {third} of {second}", highlight=False)
         return
     if first == "policy":
         if second is None or third is not None:
             raise Invalid("Name one environment: 'cloche snapshot policy USER/NAME [--hourly N]'.")
-        path = f"{_path(second)}/snapshot-policy"
-        with _client() as client:
+        path = f"{remote.environment_path(second)}/snapshot-policy"
+        with remote.client() as client:
             if changes or reset:
                 policy = client.patch(path, json={**changes, "reset": reset})
             else:
@@ -104,10 +98,10 @@ def snapshot(
             f"'cloche snapshot {first}' takes at most a label; verbs are {', '.join(VERBS)}."
         )
     split_address(first)
-    with _client() as client:
+    with remote.client() as client:
         taken = client.post(_snapshots_path(first), json={"label": second})
     if as_json:
-        _print_json(taken)
+        remote.print_json(taken)
     else:
         console.print(f"took snapshot {taken['name']} of {first}", highlight=False)
 
@@ -117,10 +111,10 @@ def list_snapshots(
     address: Annotated[str, typer.Argument(help="USER/NAME")], as_json: JsonOption = False
 ) -> None:
     """List an environment's snapshots, oldest first (kind: scheduled or manual)."""
-    with _client() as client:
+    with remote.client() as client:
         listed = client.get(_snapshots_path(address))
     if as_json:
-        _print_json(listed)
+        remote.print_json(listed)
         return
     table = Table("snapshot", "taken (UTC)", "kind")
     for item in listed:
@@ -142,7 +136,7 @@ def restore(
 ) -> None:
     """Restore an environment to a snapshot in place (it restarts), or --as-new NEWNAME."""
     user, _ = split_address(address)
-    with _client() as client:
+    with remote.client() as client:
         answer = client.post(
             f"{_snapshots_path(address)}/{quote(snapshot_name, safe='')}/restore",
             json={"as_new": as_new},
@@ -152,7 +146,7 @@ def restore(
             if as_new is None
             else f"restored {address}@{snapshot_name} as {user}/{as_new}"
         )
-        _run_operation(client, answer, no_wait, done)
+        remote.run_operation(client, answer, no_wait, done)
 
 
 def register_snapshot_commands(app: typer.Typer) -> None:
