@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -23,14 +24,28 @@ def lxd_answers(timeout_seconds: int = 1) -> bool:
     return run(["lxd", "waitready", f"--timeout={timeout_seconds}"], check=False, timeout=30).ok
 
 
+def _lxcfs_state() -> str:
+    """'mounted', 'absent', or 'stale' (its FUSE mount is left over from a dead lxcfs)."""
+    try:
+        return "mounted" if (LXCFS_DIR / "proc" / "meminfo").exists() else "absent"
+    except OSError as error:
+        if error.errno == errno.ENOTCONN:
+            return "stale"
+        raise
+
+
 def lxcfs_is_mounted() -> bool:
     """True when lxcfs serves its /proc files (so limits show inside containers)."""
-    return (LXCFS_DIR / "proc" / "meminfo").exists()
+    return _lxcfs_state() == "mounted"
 
 
 def _start_lxcfs(state_dir: Path) -> None:
-    if lxcfs_is_mounted():
+    state = _lxcfs_state()
+    if state == "mounted":
         return
+    if state == "stale":
+        # A killed lxcfs leaves its mount behind; a new one cannot mount over it.
+        run(["umount", "-l", str(LXCFS_DIR)], check=False)
     if running_pid(state_dir, "lxcfs") is None:
         LXCFS_DIR.mkdir(parents=True, exist_ok=True)
         start_service(state_dir, "lxcfs", ["lxcfs", str(LXCFS_DIR)])
