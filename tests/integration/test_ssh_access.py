@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloche.host.sshd import DROPIN_PATH
-from tests.integration.cloche_cli import cloche_json, cloche_ok
+from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
 from tests.integration.test_environments import make_user, remove_user
 
 
@@ -351,3 +351,64 @@ def test_authentications_to_the_host_sshd_are_audited(alice: Person, tmp_path: P
     assert fingerprint in str(accepted[-1]["details"])
     assert "127.0.0.1" in str(accepted[-1]["details"])
     assert refused[-1]["action"] == "was refused over SSH"
+
+
+@pytest.mark.skipif(
+    Path("/run/systemd/system").is_dir(), reason="the daemon runs under systemd on this machine"
+)
+def test_ssh_keeps_working_while_the_daemon_is_down(alice: Person) -> None:
+    pid = int(Path("/var/lib/cloche/run/cloche.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert cloche("list").returncode != 0  # the daemon really is down
+        result = alice.ssh("web", "hostname")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "web"
+    finally:
+        cloche_ok("host", "init")
+
+
+def test_agent_forwarding_reaches_the_environment(alice: Person) -> None:
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True)
+    environment = dict(os.environ)
+    for line in agent.stdout.splitlines():
+        if line.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")):
+            key, _, value = line.partition("=")
+            environment[key] = value.split(";")[0]
+    try:
+        subprocess.run(
+            ["ssh-add", str(alice.key)], env=environment, capture_output=True, check=True
+        )
+        listed = subprocess.run(
+            ["ssh", "-F", str(alice.config), "-o", "BatchMode=yes", "-A", "web", "ssh-add -l"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert alice.key.name in listed.stdout  # the key's comment, seen from inside
+    finally:
+        subprocess.run(["ssh-agent", "-k"], env=environment, capture_output=True, check=False)
+
+
+def test_bad_keys_are_refused_by_the_cli_with_one_sentence(tmp_path: Path) -> None:
+    private = keypair(tmp_path, "oops")
+    weak = Path(__file__).resolve().parents[1] / "unit" / "data" / "rsa1024.pub"
+    malformed = tmp_path / "malformed.pub"
+    malformed.write_text("ssh-ed25519 not-base64!!\n")
+    cases = [
+        (private, "This is a private key"),
+        (weak, "1024 bits, under the minimum of 2048"),
+        (malformed, "corrupt"),
+    ]
+    for path, message in cases:
+        result = cloche("user", "add", "tbadkey", "--ssh-key", str(path))
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.stderr
+    assert cloche("user", "show", "tbadkey").returncode == 3  # nothing was made
