@@ -24,6 +24,7 @@ import yaml
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.environments import start_new_environment
+from cloche.core.periodic import run_every
 from cloche.host import secrets
 from cloche.host.restic import restic, restic_stdin, restic_to_file
 from cloche.host.run import Completed
@@ -722,20 +723,14 @@ def start_backup_schedule(context: Context) -> threading.Thread | None:
         return None
     stamp = backups_dir(context.state_dir) / SCHEDULE_STAMP
 
-    def loop() -> None:
-        if not stamp.exists():  # a new host: the first round comes a day from now
-            stamp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            stamp.touch()
-        while True:
-            if time.time() - _last_run(stamp) >= SCHEDULE_INTERVAL_SECONDS:
-                stamp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                stamp.touch()
-                try:
-                    scheduled_run(context)
-                except ClocheError as error:
-                    log.warning("scheduled backups failed: %s", error)
-            threading.Event().wait(SCHEDULE_POLL_SECONDS)
+    if not stamp.exists():  # a new host: the first round comes a day from now
+        stamp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp.touch()
 
-    thread = threading.Thread(target=loop, name="backup-schedule", daemon=True)
-    thread.start()
-    return thread
+    def when_due() -> None:
+        if time.time() - _last_run(stamp) >= SCHEDULE_INTERVAL_SECONDS:
+            # Stamped first, so a failing round is retried the next day, not every poll.
+            stamp.touch()
+            scheduled_run(context)
+
+    return run_every("backup-schedule", SCHEDULE_POLL_SECONDS, when_due)

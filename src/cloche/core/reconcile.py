@@ -15,6 +15,7 @@ import threading
 
 from cloche.core import firewall, ssh_access
 from cloche.core.context import Context
+from cloche.core.periodic import run_every
 from cloche.model.errors import ClocheError
 from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
 
@@ -102,17 +103,16 @@ def start_reconciler(context: Context) -> threading.Thread:
     if stopped:
         log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
 
-    def loop() -> None:
-        try:
-            ssh_access.converge_all_users(context.database)
-        except ClocheError as error:
-            log.warning("could not converge the jump accounts: %s", error)
-        startup = True
-        while True:
-            reconcile_once(context, startup=startup)
-            startup = False
-            threading.Event().wait(INTERVAL_SECONDS)
+    passes = 0
 
-    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
-    thread.start()
-    return thread
+    def one_pass() -> None:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            try:
+                ssh_access.converge_all_users(context.database)
+            except ClocheError as error:
+                log.warning("could not converge the jump accounts: %s", error)
+        reconcile_once(context, startup=passes == 1)
+
+    return run_every("reconciler", INTERVAL_SECONDS, one_pass)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
+from cloche.core.periodic import run_every
 from cloche.core.snapshots import effective_policy
 from cloche.model.errors import ClocheError
 from cloche.model.records import EnvironmentRecord
@@ -80,15 +81,4 @@ def start_snapshot_scheduler(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> threading.Thread:
     """Run a pass now and then every interval seconds, in a daemon thread."""
-
-    def loop() -> None:
-        while True:
-            try:
-                schedule_once(context, clock())
-            except Exception:
-                log.exception("a snapshot scheduler pass failed")
-            threading.Event().wait(interval)
-
-    thread = threading.Thread(target=loop, name="snapshot-scheduler", daemon=True)
-    thread.start()
-    return thread
+    return run_every("snapshot-scheduler", interval, lambda: schedule_once(context, clock()))

@@ -9,11 +9,11 @@ import logging
 import threading
 
 from cloche.core.context import Context
+from cloche.core.periodic import run_every
 from cloche.core.ssh_access import SSHD_LOG
 from cloche.host.logs import new_file_lines, new_journal_lines
 from cloche.host.lxd_daemon import systemd_is_running
 from cloche.host.sshd import SYSTEMD_UNIT
-from cloche.model.errors import ClocheError
 from cloche.model.sshlog import parse_auth_line
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,4 @@ def audit_new_authentications(context: Context) -> int:
 
 def start_ssh_audit(context: Context) -> threading.Thread:
     """Follow sshd's log in the background for as long as the daemon runs."""
-
-    def loop() -> None:
-        while True:
-            try:
-                audit_new_authentications(context)
-            except ClocheError as error:
-                log.warning("reading sshd's log failed: %s", error)
-            threading.Event().wait(POLL_SECONDS)
-
-    thread = threading.Thread(target=loop, name="ssh-audit", daemon=True)
-    thread.start()
-    return thread
+    return run_every("ssh-audit", POLL_SECONDS, lambda: audit_new_authentications(context))
