@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from starlette.exceptions import StarletteDeprecationWarning
+
 from cloche.core import users
 from cloche.core.context import Context, Firewall
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent
-from cloche.model.commands import NewUser
+from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
 from cloche.model.errors import ClocheError, Conflict, Invalid, NotFound
 from cloche.model.limits import Limits
@@ -461,6 +464,12 @@ class FakeProjects:
         del self.fake.projects[name]
 
 
+with warnings.catch_warnings():
+    # starlette's TestClient warns about httpx on import; it is the client FastAPI documents.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    # Re-exported so the API tests import it once, behind the filter above.
+    from fastapi.testclient import TestClient  # noqa: F401 - re-exported
+
 _NO_LXD = object()
 
 
@@ -585,4 +594,25 @@ def add_user(
             memory_bytes=memory_bytes,
             disk_bytes=disk_bytes,
         ),
+    )
+
+
+def new_env(
+    name: str = "web",
+    *,
+    user: str = "alice",
+    cpu: int = 1,
+    memory_bytes: int = GIB,
+    disk_bytes: int = 10 * GIB,
+) -> NewEnvironment:
+    """A standard-profile create request with the default image and small limits."""
+    return NewEnvironment(
+        user=user,
+        name=name,
+        image=None,
+        profile="standard",
+        cpu=cpu,
+        memory_bytes=memory_bytes,
+        disk_bytes=disk_bytes,
+        processes=None,
     )

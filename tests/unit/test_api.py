@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from starlette.exceptions import StarletteDeprecationWarning
 
 from cloche import __version__
 from cloche.api.app import create_app
@@ -26,12 +24,7 @@ from cloche.model.errors import (
 )
 from cloche.model.errors_wire import ERROR_CLASSES, error_body, error_from_body
 from cloche.runtime.instances import BootFailure
-from tests.unit.fakes import FakeContext, events, fake_context, public_key
-
-with warnings.catch_warnings():
-    # starlette's TestClient warns about httpx on import; it is the client FastAPI documents.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
+from tests.unit.fakes import FakeContext, TestClient, events, fake_context, public_key
 
 ACTOR = {"X-Cloche-Actor": "carol"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloche.core import environments
-from cloche.model.commands import LimitChanges, NewEnvironment
+from cloche.model.commands import LimitChanges
 from cloche.model.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from cloche.model.limits import Limits
 from cloche.model.names import ENV_RULE, USER_RULE
@@ -22,6 +22,7 @@ from tests.unit.fakes import (
     add_user,
     events,
     fake_context,
+    new_env,
     wait_operation,
 )
 
@@ -34,26 +35,6 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
         add_user(context, "alice", max_envs=3, cpu=4, memory_bytes=8 * GIB, disk_bytes=50 * GIB)
         context.fake.calls.clear()
         yield context
-
-
-def new_env(
-    name: str = "web",
-    *,
-    user: str = "alice",
-    cpu: int = 1,
-    memory_bytes: int = GIB,
-    disk_bytes: int = 10 * GIB,
-) -> NewEnvironment:
-    return NewEnvironment(
-        user=user,
-        name=name,
-        image=None,
-        profile="standard",
-        cpu=cpu,
-        memory_bytes=memory_bytes,
-        disk_bytes=disk_bytes,
-        processes=None,
-    )
 
 
 def create(context: FakeContext, name: str = "web", **limits: int) -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.exceptions import StarletteDeprecationWarning
 
 from cloche.api.app import create_app
 from cloche.core import environments, firewall, reconcile
-from cloche.model.commands import NewEnvironment
 from cloche.model.config import ClocheConfig, parse_config
 from cloche.model.egress import normalize_egress, parse_egress
 from cloche.model.errors import HostFailure, Invalid, NotFound
@@ -21,15 +18,13 @@ from tests.unit.fakes import (
     GIB,
     FakeContext,
     FakeFirewall,
+    TestClient,
     add_user,
     events,
     fake_context,
+    new_env,
     wait_operation,
 )
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
 
 
 def _add_env(context: FakeContext, user: str, name: str, address: str | None) -> None:
@@ -184,17 +179,7 @@ def test_a_new_env_is_in_its_tenants_set_before_it_starts_and_leaves_on_removal(
         context.fake.before["start"] = lambda project, name: seen.append(
             fake_table(context).table or ""
         )
-        command = NewEnvironment(
-            user="carol",
-            name="web",
-            image=None,
-            profile="standard",
-            cpu=1,
-            memory_bytes=GIB,
-            disk_bytes=10 * GIB,
-            processes=None,
-        )
-        operation = environments.request_create(context, "carol", command)
+        operation = environments.request_create(context, "carol", new_env(user="carol"))
         assert wait_operation(context, operation).status == "succeeded"
         assert len(seen) == 1 and '10.120.0.10 comment "carol/web"' in seen[0]
         assert environments.environment_info(context, "carol", "web")["egress"] == "open"

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from starlette.exceptions import StarletteDeprecationWarning
 
 from cloche.api.app import create_app
 from cloche.core import environments, snapshots
 from cloche.core.snapshot_scheduler import schedule_once
-from cloche.model.commands import NewEnvironment
 from cloche.model.config import ClocheConfig, SnapshotsConfig
 from cloche.model.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from cloche.model.snapshots import RetentionPolicy
@@ -22,16 +19,13 @@ from tests.unit.fakes import (
     GIB,
     HOST_KEYS,
     FakeContext,
+    TestClient,
     add_user,
     events,
     fake_context,
+    new_env,
     wait_operation,
 )
-
-with warnings.catch_warnings():
-    # starlette's TestClient warns about httpx on import; it is the client FastAPI documents.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
 
 PROJECT = "cloche-alice"
 NOW = datetime(2026, 11, 22, 19, 20, tzinfo=UTC)
@@ -44,16 +38,7 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
         operation = environments.request_create(
             context,
             "alice",
-            NewEnvironment(
-                user="alice",
-                name="web",
-                image=None,
-                profile="standard",
-                cpu=1,
-                memory_bytes=GIB,
-                disk_bytes=10 * GIB,
-                processes=None,
-            ),
+            new_env(),
         )
         assert wait_operation(context, operation).status == "succeeded"
         context.fake.calls.clear()
@@ -279,7 +264,7 @@ def test_one_failing_environment_does_not_stop_the_pass(context: FakeContext) ->
     operation = environments.request_create(
         context,
         "bob",
-        NewEnvironment("bob", "api", None, "standard", 1, GIB, 10 * GIB, None),
+        new_env("api", user="bob"),
     )
     assert wait_operation(context, operation).status == "succeeded"
     context.fake.fail["list_snapshots"] = Conflict("LXD is busy; retry.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloche.core import environments, users
-from cloche.model.commands import NewEnvironment, NewUser, QuotaChanges
+from cloche.model.commands import NewUser, QuotaChanges
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
 from cloche.model.sshkeys import parse_public_key
 from cloche.render.image import image_alias
@@ -19,6 +19,7 @@ from tests.unit.fakes import (
     add_user,
     events,
     fake_context,
+    new_env,
     public_key,
     wait_operation,
 )
@@ -43,17 +44,7 @@ def new_user(name: str = "alice", keys: tuple[str, ...] = ("ed25519",)) -> NewUs
 
 
 def create_env(context: FakeContext, user: str, name: str) -> None:
-    command = NewEnvironment(
-        user=user,
-        name=name,
-        image=None,
-        profile="standard",
-        cpu=1,
-        memory_bytes=GIB,
-        disk_bytes=10 * GIB,
-        processes=None,
-    )
-    operation_id = environments.request_create(context, "admin", command)
+    operation_id = environments.request_create(context, "admin", new_env(name, user=user))
     assert wait_operation(context, operation_id).status == "succeeded"
 
 
