@@ -237,6 +237,21 @@ class FirewallConfig(_Strict):
     )
 
 
+class ProxyConfig(_Strict):
+    """Caddy, which serves published http:// and https:// routes on ports 80 and 443."""
+
+    tls: Literal["acme", "internal"] = Field(
+        default="acme",
+        description="acme: certificates from Let's Encrypt or ZeroSSL (the domain's DNS must "
+        "point at this host); internal: from Caddy's own local CA, for tests and private hosts "
+        "(clients must trust its root certificate, see docs/operations.md).",
+    )
+    acme_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = Field(
+        default=None,
+        description="E-mail address given to the ACME CA (expiry notices); optional.",
+    )
+
+
 class ClocheConfig(_Strict):
     """The whole host configuration."""
 
@@ -250,6 +265,7 @@ class ClocheConfig(_Strict):
     snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     firewall: FirewallConfig = Field(default_factory=FirewallConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
 
 
 def _location(error_location: tuple[int | str, ...]) -> str:
