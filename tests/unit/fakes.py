@@ -9,6 +9,7 @@ hook just before a method acts with `before[method] = callable(project, *args)`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import warnings
@@ -22,12 +23,12 @@ from typing import Any, cast
 from starlette.exceptions import StarletteDeprecationWarning
 
 from cloche.core import users
-from cloche.core.context import Context, Firewall
+from cloche.core.context import Context, Firewall, Proxy
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
-from cloche.model.errors import ClocheError, Conflict, Invalid, NotFound
+from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
 from cloche.model.limits import Limits
 from cloche.model.records import OperationRecord
 from cloche.model.units import format_size
@@ -304,6 +305,20 @@ class FakeInstances:
 
     # Limits and inside -----------------------------------------------------------------
 
+    def change_devices(
+        self,
+        name: str,
+        add: Mapping[str, Mapping[str, str]],
+        remove: Sequence[str] = (),
+    ) -> None:
+        self._call("change_devices", name, dict(add), tuple(remove))
+        instance = self._require(name)
+        devices = {key: dict(value) for key, value in instance.info.devices.items()}
+        for device in remove:
+            devices.pop(device, None)
+        devices.update({device: dict(config) for device, config in add.items()})
+        instance.info = dataclasses.replace(instance.info, devices=devices)
+
     def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
         self._call("set_limits", name, limits)
         instance = self._require(name)
@@ -512,11 +527,32 @@ class FakeFirewall:
 
 
 @dataclass
+class FakeProxy:
+    """Caddy as a dict: the config core loaded, never a process (unit tests run no Caddy)."""
+
+    config: dict[str, Any] | None = None
+    loads: int = 0
+    refuse: str | None = None
+
+    def current(self) -> dict[str, Any] | None:
+        """The loaded config (None stands for a Caddy that does not answer)."""
+        return None if self.config is None else json.loads(json.dumps(self.config))
+
+    def load(self, config: dict[str, Any], state_dir: Path) -> None:
+        """Remember config, or refuse it as Caddy would (the old one stays)."""
+        if self.refuse is not None:
+            raise HostFailure(f"Caddy refused the config: {self.refuse}.")
+        self.config = json.loads(json.dumps(config))
+        self.loads += 1
+
+
+@dataclass
 class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
     fake: FakeLxd = field(default_factory=FakeLxd)
     firewall: Firewall = field(default_factory=FakeFirewall)
+    proxy: Proxy = field(default_factory=FakeProxy)
 
     def lxd(self, project: str | None = None) -> Lxd:
         # projects() passes this to projects_factory, which ignores it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloche import __version__
 from cloche.api.backup_routes import register_backup_routes
 from cloche.api.network_routes import register_network_routes
+from cloche.api.route_routes import register_route_routes
 from cloche.api.schemas import (
     CreateEnvironment,
     CreateUser,
@@ -24,7 +26,7 @@ from cloche.api.schemas import (
 from cloche.api.snapshot_routes import register_snapshot_routes
 from cloche.core import environments, ssh_access, users
 from cloche.core.context import Context
-from cloche.model.build import code_fingerprint
+from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.errors import ClocheError
 from cloche.model.errors_wire import error_body
 
@@ -69,7 +71,14 @@ def create_app(context: Context) -> FastAPI:
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        return {"version": __version__, "status": "ok", "code": code_fingerprint()}
+        # "config" lets 'host init' restart a daemon whose config file has changed since.
+        config = config_fingerprint(context.config)
+        return {
+            "version": __version__,
+            "status": "ok",
+            "code": code_fingerprint(),
+            "config": config,
+        }
 
     # Users -----------------------------------------------------------------------------------
 
@@ -145,9 +154,21 @@ def create_app(context: Context) -> FastAPI:
             "stderr_base64": base64.b64encode(result.stderr).decode(),
         }
 
-    @app.post("/v1/environments/{user}/{name}/{action}", status_code=202)
-    def act(user: str, name: str, action: str, actor: Actor = "unknown") -> dict[str, str]:
-        return {"operation": environments.request_action(context, actor, user, name, action)}
+    def act(action: str) -> Callable[..., dict[str, str]]:
+        def endpoint(user: str, name: str, actor: Actor = "unknown") -> dict[str, str]:
+            return {"operation": environments.request_action(context, actor, user, name, action)}
+
+        return endpoint
+
+    # One route per action: a catch-all '/{action}' would shadow .../snapshots, .../routes.
+    for action in environments.ACTIONS:
+        app.add_api_route(
+            f"/v1/environments/{{user}}/{{name}}/{action}",
+            act(action),
+            methods=["POST"],
+            status_code=202,
+            name=f"{action}_environment",
+        )
 
     @app.delete("/v1/environments/{user}/{name}", status_code=202)
     def remove_environment(user: str, name: str, actor: Actor = "unknown") -> dict[str, str]:
@@ -180,4 +201,5 @@ def create_app(context: Context) -> FastAPI:
     register_backup_routes(app, context)
     register_snapshot_routes(app, context)
     register_network_routes(app, context)
+    register_route_routes(app, context)
     return app

@@ -1,14 +1,10 @@
-"""The time machine's routes: .../{user}/{name}/snapshots and .../snapshot-policy.
-
-POST .../snapshots shares its shape with the environment actions' POST .../{action}, so these
-routes are moved ahead of the app's others: a literal path must be tried before a parameter.
-"""
+"""The time machine's routes: .../{user}/{name}/snapshots and .../snapshot-policy."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header
+from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloche.core import snapshots
@@ -48,26 +44,25 @@ class SnapshotPolicy(_Body):
 
 def register_snapshot_routes(app: FastAPI, context: Context) -> None:
     """Add the snapshot routes to app, ahead of its catch-all environment actions."""
-    router = APIRouter()
 
-    @router.get(f"{BASE}/snapshots")
+    @app.get(f"{BASE}/snapshots")
     def list_snapshots(user: str, name: str) -> list[dict[str, Any]]:
         return snapshots.list_snapshots(context, user, name)
 
-    @router.post(f"{BASE}/snapshots", status_code=201)
+    @app.post(f"{BASE}/snapshots", status_code=201)
     def take_snapshot(
         user: str, name: str, request: TakeSnapshot, actor: Actor = "unknown"
     ) -> dict[str, Any]:
         return snapshots.take_snapshot(context, actor, user, name, request.label)
 
-    @router.delete(f"{BASE}/snapshots/{{snapshot}}")
+    @app.delete(f"{BASE}/snapshots/{{snapshot}}")
     def remove_snapshot(
         user: str, name: str, snapshot: str, actor: Actor = "unknown"
     ) -> dict[str, str]:
         snapshots.remove_snapshot(context, actor, user, name, snapshot)
         return {"removed": snapshot}
 
-    @router.post(f"{BASE}/snapshots/{{snapshot}}/restore", status_code=202)
+    @app.post(f"{BASE}/snapshots/{{snapshot}}/restore", status_code=202)
     def restore(
         user: str, name: str, snapshot: str, request: RestoreSnapshot, actor: Actor = "unknown"
     ) -> dict[str, str]:
@@ -79,11 +74,11 @@ def register_snapshot_routes(app: FastAPI, context: Context) -> None:
             )
         }
 
-    @router.get(f"{BASE}/snapshot-policy")
+    @app.get(f"{BASE}/snapshot-policy")
     def policy(user: str, name: str) -> dict[str, Any]:
         return snapshots.snapshot_policy(context, user, name)
 
-    @router.patch(f"{BASE}/snapshot-policy")
+    @app.patch(f"{BASE}/snapshot-policy")
     def set_policy(
         user: str, name: str, request: SnapshotPolicy, actor: Actor = "unknown"
     ) -> dict[str, Any]:
@@ -91,9 +86,3 @@ def register_snapshot_routes(app: FastAPI, context: Context) -> None:
         return snapshots.set_snapshot_policy(
             context, actor, user, name, changes, reset=request.reset
         )
-
-    before = len(app.router.routes)
-    app.include_router(router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[0:0] = added

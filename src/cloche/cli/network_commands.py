@@ -1,14 +1,25 @@
-"""CLI commands of the network: an environment's egress policy (through the daemon's API)."""
+"""CLI commands of the network: egress policy and published routes (through the daemon's API)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption
+
+AddressArgument = Annotated[str, typer.Argument(help="USER/NAME")]
+SpecArgument = Annotated[
+    str,
+    typer.Argument(
+        help="https://DOMAIN[:ENV_PORT][/PATH], http://DOMAIN[:ENV_PORT][/PATH], "
+        "tcp://HOST_PORT:ENV_PORT or udp://HOST_PORT:ENV_PORT",
+        show_default=False,
+    ),
+]
 
 
 @handle_errors
@@ -42,6 +53,68 @@ def egress(
         )
 
 
+def _routes_path(address: str) -> str:
+    return f"{remote.environment_path(address)}/routes"
+
+
+@handle_errors
+def publish(address: AddressArgument, spec: SpecArgument, as_json: JsonOption = False) -> None:
+    """Publish a port of an environment: HTTPS/HTTP through Caddy, or a raw TCP/UDP host port."""
+    with remote.client() as client:
+        answer = client.post(_routes_path(address), json={"spec": spec})
+    if as_json:
+        remote.print_json(answer)
+        return
+    verb = "published" if answer["changed"] else "already published"
+    console.print(
+        f"{verb} {answer['public']} -> {answer['target']}", highlight=False, soft_wrap=True
+    )
+
+
+@handle_errors
+def unpublish(address: AddressArgument, spec: SpecArgument, as_json: JsonOption = False) -> None:
+    """Withdraw a published route; the port is private again at once."""
+    with remote.client() as client:
+        answer = client.delete(_routes_path(address), params={"spec": spec})
+    if as_json:
+        remote.print_json(answer)
+        return
+    console.print(f"unpublished {answer['spec']} of {address}", highlight=False)
+
+
+@handle_errors
+def routes(
+    address: Annotated[
+        str | None,
+        typer.Argument(help="USER/NAME, or USER for all of theirs; leave out for every route."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List published routes: where each is reached and where it leads."""
+    with remote.client() as client:
+        if address is None:
+            listed = client.get("/v1/routes")
+        elif "/" in address:
+            listed = client.get(_routes_path(address))
+        else:
+            listed = client.get("/v1/routes", params={"user": address})
+    if as_json:
+        remote.print_json(listed)
+        return
+    if not listed:
+        console.print("no published routes", highlight=False)
+        return
+    table = Table("environment", "route", "reached at", "leads to")
+    for item in listed:
+        table.add_row(
+            f"{item['user']}/{item['name']}", item["spec"], item["public"], item["target"]
+        )
+    console.print(table)
+
+
 def register_network_commands(app: typer.Typer) -> None:
-    """Add 'cloche egress' to the top-level app."""
+    """Add 'cloche egress', 'publish', 'unpublish' and 'routes' to the top-level app."""
     app.command("egress")(egress)
+    app.command("publish")(publish)
+    app.command("unpublish")(unpublish)
+    app.command("routes")(routes)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
@@ -68,6 +68,30 @@ class HostFirewall:
         nftables.apply_ruleset(text)
 
 
+class Proxy(Protocol):
+    """Caddy, which serves http(s) routes (a fake in unit tests, so they never load configs)."""
+
+    def current(self) -> dict[str, Any] | None:
+        """The live config, or None when the proxy does not answer."""
+
+    def load(self, config: dict[str, Any], state_dir: Path) -> None:
+        """Load a whole config atomically (started first if it is not running)."""
+
+
+class HostProxy:
+    """The Caddy that cloche runs on this host, driven through its admin API."""
+
+    def current(self) -> dict[str, Any] | None:
+        """The live config, or None when Caddy does not answer."""
+        return caddy.current_config()
+
+    def load(self, config: dict[str, Any], state_dir: Path) -> None:
+        """Start Caddy if it is down, then load config (Caddy keeps the old one on failure)."""
+        if not caddy.caddy_answers():
+            caddy.ensure_caddy(state_dir)
+        caddy.load_config(config, state_dir)
+
+
 @dataclass
 class Context:
     """The daemon's shared state; one per process."""
@@ -82,6 +106,7 @@ class Context:
     projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
     jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
     firewall: Firewall = field(default_factory=HostFirewall)
+    proxy: Proxy = field(default_factory=HostProxy)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from cloche.core import routes
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.firewall import converge_firewall, converge_quietly, egress_of
@@ -255,6 +256,9 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     # Before the start, so the new address is never in a stale tenant set (of a removed env).
     progress("applying the firewall")
     converge_firewall(context, "cloche")
+    # A copy (restore as new) must not bring the original's proxy devices onto its host ports;
+    # an import in place gets today's routes rather than those of the backup's time.
+    routes.converge_devices(context, context.database.get_environment(user, name))
     progress("starting (its own machine-id and SSH host keys)")
     instances.start(name)
     progress("waiting for systemd")
@@ -304,11 +308,14 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 
 def destroy(context: Context, user: str, name: str) -> None:
     """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
+    had_http_routes = routes.has_http_routes(context, user, name)
     context.database.update_environment(user, name, status="deleting")
     context.user_instances(user).delete(name)
+    # Its routes go with the record; the firewall and Caddy then drop them too.
     context.database.delete_environment(user, name)
     context.jump_accounts.converge(context.database, user)
     converge_quietly(context, "cloche")
+    routes.after_removal(context, "cloche", had_http_routes)
 
 
 def request_remove(context: Context, actor: str, user: str, name: str) -> str:

@@ -1,11 +1,12 @@
 """Converge the host firewall (table inet cloche) with the config and the database.
 
-Desired state: the config's mode, bridge, gateway and SSH port, and every environment that has
-an address (its owner, name and egress policy). converge_firewall renders it, loads it
-atomically (checked first, the previous table restored on failure) and keeps the script it
-loaded in STATE_DIR/firewall.nft. When the live table was not what that script gives although
-the desired script did not change, someone or something changed it behind cloche's back: that
-drift is repaired by the same load and audited once as "repaired firewall".
+Desired state: the config's mode, bridge, gateway and SSH port, the host ports of published
+tcp/udp routes, and every environment that has an address (its owner, name and egress policy).
+converge_firewall renders it, loads it atomically (checked first, the previous table restored on
+failure) and keeps the script it loaded in STATE_DIR/firewall.nft. When the live table was not
+what that script gives although the desired script did not change, someone or something changed
+it behind cloche's back: that drift is repaired by the same load and audited once as "repaired
+firewall".
 
 It runs before a new environment starts (so its address is never in a stale tenant set), after
 one is removed, on an egress change, at daemon start, every reconciler pass and in host init.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from cloche.model.egress import DEFAULT_EGRESS, format_egress, parse_egress
 from cloche.model.errors import ClocheError
 from cloche.model.firewall import EnvNetwork, FirewallPolicy
 from cloche.model.names import check_environment_name, check_user_name
+from cloche.model.records import RouteRecord
+from cloche.model.routes import PortRoute, parse_route
 from cloche.render.nftables import TABLE, render_ruleset
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,12 @@ HOST_INIT_ACTOR = "cloche-host-init"
 
 def _gateway(config: ClocheConfig) -> str:
     return str(ipaddress.IPv4Interface(config.network.gateway_cidr).ip)
+
+
+def port_routes(records: Iterable[RouteRecord]) -> list[PortRoute]:
+    """The tcp:// and udp:// routes among stored route records."""
+    parsed = (parse_route(record.spec) for record in records)
+    return [route for route in parsed if isinstance(route, PortRoute)]
 
 
 def desired_policy(context: Context) -> FirewallPolicy:
@@ -53,11 +63,14 @@ def desired_policy(context: Context) -> FirewallPolicy:
         if env.address
     )
     config = context.config
+    published = port_routes(context.database.list_routes())
     return FirewallPolicy(
         mode=config.firewall.mode,
         bridge=config.network.bridge,
         gateway=_gateway(config),
         ssh_port=config.ssh.port,
+        published_tcp=tuple(sorted({r.host_port for r in published if r.protocol == "tcp"})),
+        published_udp=tuple(sorted({r.host_port for r in published if r.protocol == "udp"})),
         envs=envs,
     )
 

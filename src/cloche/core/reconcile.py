@@ -5,6 +5,7 @@ Records are written before instances are made and deleted after them, so after a
   instance (if any) and the record are removed (repaired);
 - a 'ready' record whose instance is gone is reported (state Missing), never crashed on;
 - an instance in a cloche project with no record was not made by cloche: it is reported.
+Each pass also converges the firewall, Caddy and the proxy devices of published routes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 import threading
 
-from cloche.core import firewall, ssh_access
+from cloche.core import firewall, routes, ssh_access
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
 from cloche.model.errors import ClocheError
@@ -90,6 +91,7 @@ def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
     except ClocheError as error:
         log.warning("reconcile pass failed: %s", error)
         return [f"reconcile failed: {error}"]
+    findings += routes.reconcile_routes(context, ACTOR)
     for finding in findings:
         log.warning("reconcile: %s", finding)
     return findings

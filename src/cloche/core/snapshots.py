@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from cloche.core import routes
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.environments import (
@@ -144,6 +145,8 @@ def request_restore(context: Context, actor: str, user: str, name: str, snapshot
                 # The snapshot holds the limits of its time; the record holds today's.
                 current = context.database.get_environment(env.user, env.name)
                 instances.set_limits(env.name, limits_of(current))
+                # ... and the proxy devices of its time: today's routes are in the database.
+                routes.converge_devices(context, current)
                 progress("starting")
                 instances.start(env.name)
                 progress("waiting for systemd")

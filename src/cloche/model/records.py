@@ -170,3 +170,22 @@ class OperationRecord:
     def finished(self) -> bool:
         """True once the operation succeeded or failed."""
         return self.status in FINISHED_OPERATION_STATUSES
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteRecord:
+    """A published route of one environment, stored in its canonical spelling."""
+
+    user: str
+    name: str
+    spec: str
+    # What no two routes may share (model.routes.route_endpoint); unique in the database.
+    endpoint: str
+    created_at: datetime
+
+    def __post_init__(self) -> None:
+        check_user_name(self.user)
+        check_environment_name(self.name)
+        if not self.spec or not self.endpoint:
+            raise Invalid("A route record needs its spec and endpoint.")
+        _check_aware("created_at", self.created_at)

@@ -124,6 +124,13 @@ class PublishedHttpRoute:
             ) from None
 
 
+def route_endpoint(route: Route) -> str:
+    """What no two routes on a host may share: 'tcp:2222', or scheme, domain and path prefix."""
+    if isinstance(route, PortRoute):
+        return f"{route.protocol}:{route.host_port}"
+    return f"{route.scheme}://{route.domain}{route.path}"
+
+
 def parse_route(spec: str) -> Route:
     """Parse one route spec; raise RouteError with the position and reason if it is malformed."""
     return _Parser(spec).route()

@@ -34,6 +34,16 @@ _CPU_SETTLE_SECONDS = 2.0
 _EXEC_TIMED_OUT = 124
 _COMMAND_NOT_FOUND = 127
 _NO_DEADLINE = 7 * 24 * 3600.0
+# The fields of an instance a PUT replaces (LXD's InstancePut).
+_WRITABLE = (
+    "architecture",
+    "config",
+    "devices",
+    "ephemeral",
+    "profiles",
+    "stateful",
+    "description",
+)
 
 
 @dataclass(frozen=True)
@@ -516,6 +526,25 @@ class LxdInstances:
     def _patch(self, name: str, body: dict[str, Any]) -> None:
         response = self._client.api.instances[name].patch(json=body)
         run_operation(self._client, response, 60)
+
+    def change_devices(
+        self,
+        name: str,
+        add: Mapping[str, Mapping[str, str]],
+        remove: Sequence[str] = (),
+    ) -> None:
+        """Add or replace, and remove, devices of the instance itself (profiles' stay)."""
+        with self._refusals(f"change the devices of {name!r}"):
+            raw = self._raw(name)
+            devices = {key: dict(value) for key, value in (raw.get("devices") or {}).items()}
+            for device in remove:
+                devices.pop(device, None)
+            devices.update({device: dict(config) for device, config in add.items()})
+            # PUT, not PATCH: LXD's PATCH merges devices, so it cannot remove one.
+            body = {key: raw[key] for key in _WRITABLE if key in raw}
+            body["devices"] = devices
+            response = self._client.api.instances[name].put(json=body)
+            run_operation(self._client, response, 60)
 
     def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
         """Change CPU, memory, process and root disk limits (applied live when running)."""

@@ -33,6 +33,7 @@ from cloche.model.records import (
     OperationStatus,
     Profile,
     Role,
+    RouteRecord,
     SshKeyRecord,
     UserRecord,
 )
@@ -139,6 +140,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE environments ADD COLUMN egress TEXT NOT NULL DEFAULT 'open'
         CHECK (egress IN ('open', 'none') OR egress LIKE 'allow:_%');
+    """,
+    # 5: published routes (model/routes.py). An endpoint (a host port, or scheme + domain + path)
+    # belongs to one environment at most; removing the environment removes its routes.
+    """
+    CREATE TABLE routes (
+        user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        endpoint TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (user, name, spec),
+        FOREIGN KEY (user, name) REFERENCES environments (user, name) ON DELETE CASCADE
+    ) STRICT;
     """,
 )
 
@@ -255,6 +269,25 @@ def _environment_row(environment: EnvironmentRecord) -> dict[str, object]:
         "created_at": _time_text(environment.created_at),
         "snapshot_policy": None if policy is None else json.dumps(dict(policy), sort_keys=True),
     }
+
+
+def _route(row: sqlite3.Row) -> RouteRecord:
+    return RouteRecord(
+        user=row["user"],
+        name=row["name"],
+        spec=row["spec"],
+        endpoint=row["endpoint"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _taken(endpoint: str, user: str, owner: sqlite3.Row) -> Conflict:
+    # Another tenant's environment names are theirs to know, not the caller's.
+    holder = f"{owner['user']}/{owner['name']}" if owner["user"] == user else "another user"
+    return Conflict(
+        f"{endpoint} is already published by {holder} (as {owner['spec']}); "
+        "unpublish it there first or choose another port or domain."
+    )
 
 
 def _operation(row: sqlite3.Row) -> OperationRecord:
@@ -838,6 +871,56 @@ class Database:
         with self._transaction(write=True) as connection:
             self._require_environment(connection, user, name)
             connection.execute("DELETE FROM environments WHERE user = ? AND name = ?", (user, name))
+
+    # Routes -------------------------------------------------------------------------------
+
+    def add_route(self, user: str, name: str, spec: str, endpoint: str) -> RouteRecord:
+        """Store a published route; Conflict when its endpoint is taken, NotFound without env."""
+        route = RouteRecord(
+            user=user, name=name, spec=spec, endpoint=endpoint, created_at=_utc_now()
+        )
+        with self._transaction(write=True) as connection:
+            self._require_environment(connection, user, name)
+            owner = connection.execute(
+                "SELECT user, name, spec FROM routes WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+            if owner is not None:
+                raise _taken(endpoint, user, owner)
+            connection.execute(
+                "INSERT INTO routes (user, name, spec, endpoint, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (user, name, spec, endpoint, _time_text(route.created_at)),
+            )
+        return route
+
+    def remove_route(self, user: str, name: str, spec: str) -> RouteRecord:
+        """Forget one route of user/name; NotFound when it is not published there."""
+        with self._transaction(write=True) as connection:
+            row = connection.execute(
+                "SELECT * FROM routes WHERE user = ? AND name = ? AND spec = ?", (user, name, spec)
+            ).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"{spec} is not published by {user}/{name}; "
+                    f"'cloche routes {user}/{name}' lists what is."
+                )
+            connection.execute(
+                "DELETE FROM routes WHERE user = ? AND name = ? AND spec = ?", (user, name, spec)
+            )
+        return _route(row)
+
+    def list_routes(self, user: str | None = None, name: str | None = None) -> list[RouteRecord]:
+        """Published routes, of one user or one environment when given, in a stable order."""
+        query, parameters = "SELECT * FROM routes", []
+        if user is not None:
+            query += " WHERE user = ?"
+            parameters.append(user)
+            if name is not None:
+                query += " AND name = ?"
+                parameters.append(name)
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(query + " ORDER BY user, name, spec", parameters).fetchall()
+        return [_route(row) for row in rows]
 
     # Operations ---------------------------------------------------------------------------
 

@@ -1,0 +1,295 @@
+"""Publish what environments serve: tcp/udp routes as LXD proxy devices, http(s) routes via Caddy.
+
+The database holds the routes; everything else is converged from it:
+- tcp:// and udp:// -> a proxy device on the environment's instance (render.proxy_devices) and
+  the port opened in the firewall's protect mode (core.firewall reads the routes);
+- http:// and https:// -> one Caddy config rendered from every http(s) route of the host
+  (render.caddy), loaded whole through Caddy's admin API, which keeps the old config on failure.
+
+A publish or unpublish stores the change, converges, and on failure puts the database back and
+converges again, so the host never keeps half of a change. The reconciler calls reconcile_routes
+every minute: drift (a device or Caddy config changed by hand) is repaired and audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from cloche.core.audited import audited
+from cloche.core.context import Context
+from cloche.core.firewall import converge_firewall
+from cloche.core.firewall import port_routes as _port_routes
+from cloche.host.files import read_text_or_none, write_atomically
+from cloche.host.ports import host_port_in_use
+from cloche.model.audit import JsonValue
+from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.names import check_environment_name, check_user_name
+from cloche.model.records import EnvironmentRecord, RouteRecord
+from cloche.model.routes import (
+    HttpRoute,
+    PortRoute,
+    PublishedHttpRoute,
+    Route,
+    parse_route,
+    route_endpoint,
+)
+from cloche.render.caddy import render_caddy_config
+from cloche.render.proxy_devices import device_name, plan_proxy_devices
+from cloche.runtime.instances import InstanceInfo
+
+log = logging.getLogger(__name__)
+
+PROXY_STATE_FILE = "proxy.json"
+ProxyChange = Literal["unchanged", "loaded", "repaired"]
+CADDY_TARGET = "caddy"
+
+
+def _canonical_json(config: Any) -> str:
+    return json.dumps(config, sort_keys=True, indent=1) + "\n"
+
+
+# Caddy ------------------------------------------------------------------------------------
+
+
+def desired_proxy_config(context: Context) -> dict[str, Any]:
+    """The whole Caddy config for every http(s) route whose environment has an address."""
+    addresses = {(env.user, env.name): env.address for env in context.database.list_environments()}
+    published = []
+    for record in context.database.list_routes():
+        route = parse_route(record.spec)
+        address = addresses.get((record.user, record.name))
+        if isinstance(route, HttpRoute) and address:
+            published.append(PublishedHttpRoute(route, address, f"{record.user}/{record.name}"))
+    proxy = context.config.proxy
+    return render_caddy_config(published, tls=proxy.tls, acme_email=proxy.acme_email)
+
+
+def converge_proxy(context: Context, actor: str) -> ProxyChange:
+    """Load the desired Caddy config unless Caddy runs it; drift (a repair) is audited."""
+    with context.locked("proxy"):
+        desired = desired_proxy_config(context)
+        text = _canonical_json(desired)
+        state_file = context.state_dir / PROXY_STATE_FILE
+        last = read_text_or_none(state_file)
+        live = context.proxy.current()
+        if live is not None and _canonical_json(live) == text:
+            if last != text:
+                write_atomically(state_file, text, mode=0o600)
+            return "unchanged"
+        context.proxy.load(desired, context.state_dir)
+        write_atomically(state_file, text, mode=0o600)
+        if last != text:
+            return "loaded"
+        # What cloche loaded last is still what it wants: someone else changed Caddy.
+        was = "not running" if live is None else "changed by hand"
+        log.warning("Caddy's config had drifted (%s); loaded it again", was)
+        context.record(actor, "repaired proxy config", CADDY_TARGET, details={"was": was})
+        return "repaired"
+
+
+# Proxy devices ----------------------------------------------------------------------------
+
+
+def _apply_devices(
+    context: Context, env: EnvironmentRecord, info: InstanceInfo, routes: list[PortRoute]
+) -> dict[str, JsonValue] | None:
+    plan = plan_proxy_devices(info.devices, routes)
+    if plan.empty:
+        return None
+    context.user_instances(env.user).change_devices(env.name, plan.add, plan.remove)
+    added: list[JsonValue] = [name for name in sorted(plan.add)]
+    removed: list[JsonValue] = list(plan.remove)
+    return {"added": added, "removed": removed}
+
+
+def converge_devices(context: Context, env: EnvironmentRecord) -> dict[str, JsonValue] | None:
+    """Give one environment's instance exactly its port routes' proxy devices; what changed."""
+    info = context.user_instances(env.user).find(env.name)
+    if info is None:
+        return None
+    routes = _port_routes(context.database.list_routes(env.user, env.name))
+    return _apply_devices(context, env, info, routes)
+
+
+def reconcile_routes(context: Context, actor: str) -> list[str]:
+    """Converge Caddy and every environment's proxy devices; one line per repair (audited)."""
+    findings: list[str] = []
+    try:
+        if converge_proxy(context, actor) == "repaired":
+            findings.append("repaired Caddy's config (it had drifted)")
+    except ClocheError as error:
+        findings.append(f"could not converge Caddy: {error}")
+    routes_by_env: dict[tuple[str, str], list[RouteRecord]] = {}
+    for record in context.database.list_routes():
+        routes_by_env.setdefault((record.user, record.name), []).append(record)
+    environments = [env for env in context.database.list_environments() if env.status == "ready"]
+    for user in sorted({env.user for env in environments}):
+        try:
+            instances = {info.name: info for info in context.user_instances(user).list()}
+        except ClocheError as error:
+            findings.append(f"could not read {user}'s instances: {error}")
+            continue
+        for env in (env for env in environments if env.user == user):
+            info = instances.get(env.name)
+            if info is None:
+                continue  # reconcile_environments reports the missing instance
+            with context.locked(f"env:{env.qualified_name}"):
+                try:
+                    changed = _apply_devices(
+                        context, env, info, _port_routes(routes_by_env.get((user, env.name), []))
+                    )
+                except ClocheError as error:
+                    findings.append(f"could not converge {env.qualified_name}'s devices: {error}")
+                    continue
+            if changed is not None:
+                findings.append(f"repaired the proxy devices of {env.qualified_name}: {changed}")
+                context.record(actor, "repaired proxy devices", env.qualified_name, details=changed)
+    return findings
+
+
+# Use cases ------------------------------------------------------------------------------------
+
+
+def _ready(context: Context, user: str, name: str) -> EnvironmentRecord:
+    env = context.database.get_environment(check_user_name(user), check_environment_name(name))
+    if env.status != "ready":
+        raise Conflict(
+            f"{env.qualified_name} is {env.status}; wait until it is ready, then publish again."
+        )
+    return env
+
+
+def _refuse_auth(route: Route) -> None:
+    if isinstance(route, HttpRoute) and route.auth is not None:
+        raise Invalid(
+            f"{route.spec} asks for sign-in (@auth), which needs OIDC, not configured yet on "
+            "this host; publish it without @auth, or keep it private until OIDC is configured."
+        )
+
+
+def _refuse_busy_port(route: Route) -> None:
+    if isinstance(route, PortRoute) and host_port_in_use(route.protocol, route.host_port):
+        raise Conflict(
+            f"Host port {route.host_port}/{route.protocol} is already in use by a program on "
+            "the host; choose another HOST_PORT."
+        )
+
+
+def _converge_for(context: Context, actor: str, env: EnvironmentRecord, route: Route) -> None:
+    if isinstance(route, PortRoute):
+        converge_devices(context, env)
+        converge_firewall(context, actor)
+    else:
+        converge_proxy(context, actor)
+
+
+def _undo(context: Context, actor: str, env: EnvironmentRecord, route: Route) -> None:
+    try:
+        _converge_for(context, actor, env, route)
+    except ClocheError as error:  # the reconciler retries within a minute
+        log.warning("could not undo a failed route change on %s: %s", env.qualified_name, error)
+
+
+def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
+    """A route as the API shows it: where it is reached and where it leads."""
+    route = parse_route(record.spec)
+    env = context.database.get_environment(record.user, record.name)
+    answer: dict[str, Any] = {
+        "user": record.user,
+        "name": record.name,
+        "spec": record.spec,
+        "created_at": record.created_at.isoformat(),
+    }
+    if isinstance(route, PortRoute):
+        answer.update(
+            kind=route.protocol,
+            public=f"{route.protocol}://HOST:{route.host_port}",
+            target=f"127.0.0.1:{route.env_port} inside {env.qualified_name}",
+            device=device_name(route),
+        )
+    else:
+        answer.update(
+            kind=route.scheme,
+            public=f"{route.scheme}://{route.domain}{route.path}",
+            target=f"{env.address or '(no address yet)'}:{route.env_port}",
+        )
+    return answer
+
+
+def publish(context: Context, actor: str, user: str, name: str, spec: str) -> dict[str, Any]:
+    """Publish one route of an environment; an already published identical route is kept."""
+    target = f"{user}/{name}"
+    with audited(context, actor, "published route", target, {"route": spec[:300]}):
+        route = parse_route(spec)
+        _refuse_auth(route)
+        env = _ready(context, user, name)
+        with context.locked("routes"):
+            for record in context.database.list_routes(env.user, env.name):
+                if record.spec == route.spec:
+                    return {**describe_route(context, record), "changed": False}
+            _refuse_busy_port(route)
+            record = context.database.add_route(
+                env.user, env.name, route.spec, route_endpoint(route)
+            )
+            try:
+                _converge_for(context, actor, env, route)
+            except BaseException:
+                context.database.remove_route(env.user, env.name, route.spec)
+                _undo(context, actor, env, route)
+                raise
+        return {**describe_route(context, record), "changed": True}
+
+
+def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> dict[str, Any]:
+    """Withdraw one route of an environment: its device, firewall rule or Caddy route goes."""
+    target = f"{user}/{name}"
+    with audited(context, actor, "unpublished route", target, {"route": spec[:300]}):
+        route = parse_route(spec)
+        env = context.database.get_environment(check_user_name(user), check_environment_name(name))
+        with context.locked("routes"):
+            record = context.database.remove_route(env.user, env.name, route.spec)
+            try:
+                _converge_for(context, actor, env, route)
+            except BaseException:
+                context.database.add_route(env.user, env.name, record.spec, record.endpoint)
+                _undo(context, actor, env, route)
+                raise
+        return {
+            "user": env.user,
+            "name": env.name,
+            "spec": record.spec,
+            "kind": route.protocol if isinstance(route, PortRoute) else route.scheme,
+        }
+
+
+def list_routes(
+    context: Context, user: str | None = None, name: str | None = None
+) -> list[dict[str, Any]]:
+    """Published routes: all, one user's, or one environment's."""
+    if user is not None:
+        user = check_user_name(user)
+        if name is not None:
+            context.database.get_environment(user, check_environment_name(name))
+        else:
+            context.database.get_user(user)
+    return [describe_route(context, record) for record in context.database.list_routes(user, name)]
+
+
+def after_removal(context: Context, actor: str, had_http_routes: bool) -> None:
+    """Drop a removed environment's http(s) routes from Caddy (its records went with it)."""
+    if not had_http_routes:
+        return
+    try:
+        converge_proxy(context, actor)
+    except ClocheError as error:
+        log.warning("could not remove the routes of a removed environment from Caddy: %s", error)
+
+
+def has_http_routes(context: Context, user: str, name: str) -> bool:
+    """True when the environment publishes any http:// or https:// route."""
+    return any(
+        isinstance(parse_route(record.spec), HttpRoute)
+        for record in context.database.list_routes(user, name)
+    )
