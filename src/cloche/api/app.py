@@ -71,13 +71,12 @@ def create_app(context: Context) -> FastAPI:
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        # "config" lets 'host init' restart a daemon whose config file has changed since.
-        config = config_fingerprint(context.config)
+        # "config" lets 'host init' restart a daemon whose config file changed since it started.
         return {
             "version": __version__,
             "status": "ok",
             "code": code_fingerprint(),
-            "config": config,
+            "config": config_fingerprint(context.config),
         }
 
     # Users -----------------------------------------------------------------------------------

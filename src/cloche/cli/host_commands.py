@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated
@@ -19,6 +20,13 @@ def _core_host() -> ModuleType:
     from cloche.core import host
 
     return host
+
+
+class TlsMode(StrEnum):
+    """Where Caddy gets certificates for https routes (config key proxy.tls)."""
+
+    acme = "acme"
+    internal = "internal"
 
 
 host_app = typer.Typer(help="Set up this host and check its health.", no_args_is_help=True)
@@ -50,6 +58,16 @@ def init(
     subnet: Annotated[
         str | None, typer.Option(help="Private IPv4 range of the bridge, e.g. 10.120.0.0/16.")
     ] = None,
+    tls: Annotated[
+        TlsMode | None,
+        typer.Option(
+            help="Certificates for https routes: acme (Let's Encrypt/ZeroSSL; DNS must point "
+            "here) or internal (Caddy's own CA, for tests and private hosts)."
+        ),
+    ] = None,
+    acme_email: Annotated[
+        str | None, typer.Option(help="E-mail address given to the ACME CA (expiry notices).")
+    ] = None,
 ) -> None:
     """Install, start and configure everything cloche needs; safe to run again at any time."""
     overrides: dict[str, object] = {
@@ -57,6 +75,8 @@ def init(
         "storage.size": pool_size,
         "network.bridge": bridge,
         "network.subnet": subnet,
+        "proxy.tls": tls.value if tls is not None else None,
+        "proxy.acme_email": acme_email,
     }
     if storage_device:
         overrides.update({"storage.source": "device", "storage.device": storage_device})

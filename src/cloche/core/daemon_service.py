@@ -13,9 +13,10 @@ from cloche.host.accounts import ADMIN_GROUP, ensure_group, group_id
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.lxd_daemon import systemd_is_running
 from cloche.host.run import run
-from cloche.model.build import code_fingerprint
+from cloche.model.build import code_fingerprint, config_fingerprint
+from cloche.model.config import ClocheConfig, load_config_text
 from cloche.model.errors import HostFailure
-from cloche.model.paths import DAEMON_SERVICE, DAEMON_SOCKET
+from cloche.model.paths import CONFIG_PATH, DAEMON_SERVICE, DAEMON_SOCKET
 from cloche.render.systemd import UNIT_PATH, render_daemon_unit
 
 
@@ -44,11 +45,24 @@ def _wait_for_daemon(socket_path: str, seconds: float) -> dict[str, object]:
     )
 
 
-def ensure_daemon(state_dir: Path, socket_path: str = DAEMON_SOCKET) -> str:
-    """Make the daemon run the installed code; return what was done ('kept', 'started', ...)."""
+def _config_on_disk(config_path: Path) -> str:
+    # The same reading as the daemon's at start: the file, or the defaults when there is none.
+    text = read_text_or_none(config_path)
+    config = load_config_text(text, str(config_path)) if text is not None else ClocheConfig()
+    return config_fingerprint(config)
+
+
+def ensure_daemon(
+    state_dir: Path, socket_path: str = DAEMON_SOCKET, config_path: Path = Path(CONFIG_PATH)
+) -> str:
+    """Make the daemon run the installed code and config; say what was done ('kept', ...)."""
     created_group = ensure_group(ADMIN_GROUP)
     health = daemon_health(socket_path)
-    current = health is not None and health.get("code") == code_fingerprint()
+    current = (
+        health is not None
+        and health.get("code") == code_fingerprint()
+        and health.get("config") == _config_on_disk(config_path)
+    )
     if systemd_is_running():
         unit = render_daemon_unit(sys.executable)
         unit_changed = read_text_or_none(Path(UNIT_PATH)) != unit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cloche.core import backups, firewall, ssh_access
 from cloche.core.daemon_service import daemon_health, ensure_daemon
-from cloche.host import lxd_daemon, nftables, packages, sshd, sysctl
+from cloche.host import caddy, lxd_daemon, nftables, packages, sshd, sysctl
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
@@ -19,6 +19,7 @@ from cloche.render import sysctl as sysctl_render
 from cloche.render.config import render_config_yaml
 from cloche.render.lxd import Kind, Observed, Step, plan_lxd
 from cloche.render.sshd import SshdSettings, render_sshd_dropin
+from cloche.render.systemd import render_caddy_unit
 from cloche.runtime.lxd import Lxd, LxdObject
 
 Progress = Callable[[str], None]
@@ -147,6 +148,24 @@ def converge_firewall_step(
         report.unchanged.append("firewall")
 
 
+def converge_caddy_step(state_dir: Path, report: InitReport, progress: Progress) -> None:
+    """Start Caddy (it serves published routes), with its systemd unit where systemd runs."""
+    progress("starting Caddy")
+    unit = None
+    if lxd_daemon.systemd_is_running():
+        unit = render_caddy_unit(
+            caddy.CADDY_BINARY,
+            str(caddy.caddy_dir(state_dir)),
+            str(caddy.config_path(state_dir)),
+            caddy.caddy_environment(state_dir),
+        )
+    how = caddy.ensure_caddy(state_dir, unit_text=unit)
+    if how == "already running":
+        report.unchanged.append("Caddy")
+    else:
+        report.changes.append(f"Caddy {how}")
+
+
 def init_host(
     config_path: Path,
     state_dir: Path,
@@ -187,6 +206,7 @@ def init_host(
         report.changes.append(f"{step.action}d {step.kind} {step.name}")
 
     converge_firewall_step(config, state_dir, report, progress)
+    converge_caddy_step(state_dir, report, progress)
 
     progress("configuring the host's sshd")
     changes = ssh_access.converge_sshd(config, state_dir)
@@ -211,7 +231,7 @@ def init_host(
 
     if start_daemon:
         progress("starting the cloche daemon")
-        daemon = ensure_daemon(state_dir)
+        daemon = ensure_daemon(state_dir, config_path=config_path)
         if daemon == "kept":
             report.unchanged.append("cloche daemon")
         else:
@@ -270,6 +290,17 @@ def _check_firewall(config: ClocheConfig) -> str:
     return f"table inet cloche loaded, mode {config.firewall.mode}"
 
 
+def _check_proxy() -> str:
+    config = caddy.current_config()
+    if config is None:
+        raise HostFailure(
+            f"Caddy does not answer on its admin API at {caddy.ADMIN_LISTEN} (published routes "
+            "are down); run 'cloche host init'."
+        )
+    routes = caddy.route_count(config)
+    return f"Caddy answers on {caddy.ADMIN_LISTEN}, {routes} route{'' if routes == 1 else 's'}"
+
+
 def _check_lxd_object(lxd: Lxd, config: ClocheConfig, kind: Kind) -> str:
     step = {step.kind: step for step in observe_and_plan(lxd, config)}[kind]
     if step.action != "keep":
@@ -313,6 +344,7 @@ def host_status(
         _status_of("daemon", _check_daemon),
         _status_of("firewall", lambda: _check_firewall(config)),
         _status_of("sshd", _check_sshd),
+        _status_of("proxy", _check_proxy),
     ]
     kinds: dict[str, Kind] = {"pool": "storage pool", "bridge": "network", "profile": "profile"}
     for component, kind in kinds.items():

@@ -56,7 +56,8 @@ def render_caddy_config(
             "routes": [_route(published) for published in http],
         }
     config: dict[str, Any] = {
-        "admin": {"listen": admin_listen},
+        # cloche keeps its own copy of the last good config; Caddy's autosave is not wanted.
+        "admin": {"listen": admin_listen, "config": {"persist": False}},
         "apps": {"http": {"http_port": http_port, "https_port": https_port, "servers": servers}},
     }
     domains = sorted({published.route.domain for published in https})
