@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
-from cloche.host import nftables
+from cloche.host import caddy, nftables
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
