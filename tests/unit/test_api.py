@@ -23,6 +23,7 @@ from cloche.model.errors import (
     QuotaExceeded,
 )
 from cloche.model.errors_wire import ERROR_CLASSES, error_body, error_from_body
+from cloche.model.routes import RouteError
 from cloche.runtime.instances import BootFailure
 from tests.unit.fakes import FakeContext, TestClient, events, fake_context, public_key
 
@@ -125,6 +126,7 @@ def test_host_failure_maps_to_502(client: TestClient, context: FakeContext) -> N
         (HostFailure("LXD failed; check LXD."), 502, "HostFailure"),
         # Subclasses travel as the class clients know.
         (BootFailure("It did not boot; read the console.", "tail"), 502, "HostFailure"),
+        (RouteError("ftp://x", 0, "unknown scheme", "use https://"), 422, "Invalid"),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, ClocheError) else str(value),
 )

@@ -18,7 +18,11 @@ ERROR_CLASSES: dict[str, type[ClocheError]] = {
 
 def error_body(error: ClocheError) -> dict[str, str]:
     """The JSON body the API sends for an error."""
-    kind = type(error).__name__ if type(error).__name__ in ERROR_CLASSES else "HostFailure"
+    # A subclass (a RouteError is an Invalid) travels as the public class it specialises.
+    kind = next(
+        (cls.__name__ for cls in type(error).__mro__ if cls.__name__ in ERROR_CLASSES),
+        "HostFailure",
+    )
     return {"error": kind, "message": str(error)}
 
 

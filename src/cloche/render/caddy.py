@@ -59,6 +59,8 @@ def render_caddy_config(
         # cloche keeps its own copy of the last good config; Caddy's autosave is not wanted.
         "admin": {"listen": admin_listen, "config": {"persist": False}},
         "apps": {"http": {"http_port": http_port, "https_port": https_port, "servers": servers}},
+        # The reconciler reads the config every minute; one log line per read is noise.
+        "logging": {"logs": {"default": {"exclude": ["admin.api"]}}},
     }
     domains = sorted({published.route.domain for published in https})
     if domains:
