@@ -229,7 +229,12 @@ def _round_trip(owner: str, repo: str, kind: str) -> dict[str, object]:
             figures["second_added"] = second["data_added"]
             assert isinstance(first["data_added"], int)
             assert isinstance(second["data_added"], int)
-            assert second["data_added"] < first["data_added"] / 4
+            # Judged against the 8 MiB of random data, not the first backup's size, which
+            # depends on what the repository already holds from other environments: the first
+            # adds at least that data, the second (7 MiB of it unchanged) far less.
+            random_bytes = 8 * 1024 * 1024
+            assert first["data_added"] > random_bytes * 0.9
+            assert second["data_added"] < random_bytes * 0.75
             backup = second
         else:
             backup = first
