@@ -13,8 +13,10 @@ every minute: drift (a device or Caddy config changed by hand) is repaired and a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import socket
 from typing import Any, Literal
 
 from cloche.core.audited import audited
@@ -121,6 +123,14 @@ def reconcile_routes(context: Context, actor: str) -> list[str]:
             findings.append("repaired Caddy's config (it had drifted)")
     except ClocheError as error:
         findings.append(f"could not converge Caddy: {error}")
+    # Under the lock publish and unpublish hold, so no pass plans from routes read before one.
+    with context.locked("routes"):
+        findings += _reconcile_devices(context, actor)
+    return findings
+
+
+def _reconcile_devices(context: Context, actor: str) -> list[str]:
+    findings: list[str] = []
     routes_by_env: dict[tuple[str, str], list[RouteRecord]] = {}
     for record in context.database.list_routes():
         routes_by_env.setdefault((record.user, record.name), []).append(record)
@@ -192,6 +202,16 @@ def _undo(context: Context, actor: str, env: EnvironmentRecord, route: Route) ->
         log.warning("could not undo a failed route change on %s: %s", env.qualified_name, error)
 
 
+@functools.cache
+def _fully_qualified_name() -> str:
+    return socket.getfqdn()
+
+
+def _public_host(context: Context) -> str:
+    # The name people reach the host by, as in generated ssh configs.
+    return context.config.ssh.host or _fully_qualified_name()
+
+
 def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
     """A route as the API shows it: where it is reached and where it leads."""
     route = parse_route(record.spec)
@@ -205,7 +225,7 @@ def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
     if isinstance(route, PortRoute):
         answer.update(
             kind=route.protocol,
-            public=f"{route.protocol}://HOST:{route.host_port}",
+            public=f"{route.protocol}://{_public_host(context)}:{route.host_port}",
             target=f"127.0.0.1:{route.env_port} inside {env.qualified_name}",
             device=device_name(route),
         )
