@@ -8,13 +8,14 @@ Runs on a host set up by ./scripts/quickstart (with `cloche host init --tls inte
 
 One user with one environment serving HTTP on port 8080, made in the same run. Timed, N times:
 - tcp: `cloche publish USER/ENV tcp://PORT:22` until the env's sshd banner arrives on the host's
-  PORT, against `lxc config device add` of the same proxy device until the banner arrives;
-  then `cloche unpublish` against `lxc config device remove`.
-- https: `cloche publish USER/ENV https://DOMAIN:8080` until curl gets 200 through Caddy (with
-  the internal CA), against POSTing the same config straight to Caddy's /load until 200; the
-  plain-Caddy side is what cloche's own load does without validation, audit, database and
-  firewall. With --routes R, R other https routes are published first, so each load carries
-  R+1 routes (the cost of re-rendering and loading the whole config).
+  PORT (through the CLI, and through the API as the SDK does), against `lxc config device add`
+  of the same proxy device until the banner arrives; then `cloche unpublish` against
+  `lxc config device remove`.
+- https: `cloche publish USER/ENV https://DOMAIN:8080` (CLI, and API) until curl gets 200
+  through Caddy (with the internal CA), against POSTing the same config straight to Caddy's
+  /load until 200; the plain-Caddy side is what cloche's own load does without validation,
+  audit, database and firewall. With --routes R, R other https routes are published first, so
+  each load carries R+1 routes (the cost of re-rendering and loading the whole config).
 Prints medians as JSON. Everything the benchmark makes is removed at the end, even on failure.
 Caddy is put back to cloche's config after each hand load; a reconciler pass that falls inside
 that window repairs it and audits a "repaired proxy config" (expected, and harmless).
@@ -36,6 +37,9 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from cloche.client.http import ApiClient  # noqa: E402
+
 CLOCHE = str(ROOT / ".venv" / "bin" / "cloche")
 KEY = ROOT / "tests" / "unit" / "data" / "ed25519.pub"
 ROOT_CA = "/var/lib/cloche/caddy/data/caddy/pki/authorities/local/root.crt"
@@ -111,8 +115,14 @@ def median(values: list[float]) -> float:
 
 def bench_tcp(address: str, project: str, env: str, n: int) -> dict[str, float]:
     """cloche publish/unpublish tcp against lxc config device add/remove."""
-    cloche_up, cloche_down, lxd_up, lxd_down = [], [], [], []
+    cloche_up, cloche_down, api_up, lxd_up, lxd_down = [], [], [], [], []
+    routes_path = f"/v1/environments/{address}/routes"
     for _ in range(n):
+        port = free_port()
+        with ApiClient() as client:
+            publish = partial(client.post, routes_path, json={"spec": f"tcp://{port}:22"})
+            api_up.append(timed(publish, partial(banner, port)))
+            client.delete(routes_path, params={"spec": f"tcp://{port}:22"})
         port = free_port()
         spec = f"tcp://{port}:22"
         answers, silent = partial(banner, port), partial(closed, port)
@@ -127,7 +137,8 @@ def bench_tcp(address: str, project: str, env: str, n: int) -> dict[str, float]:
         remove = ("lxc", "config", "device", "remove", env, device, "--project", project)
         lxd_down.append(timed(partial(run, *remove), silent))
     return {
-        "cloche_publish_s": median(cloche_up),
+        "cloche_cli_publish_s": median(cloche_up),
+        "cloche_api_publish_s": median(api_up),
         "lxd_device_add_s": median(lxd_up),
         "cloche_unpublish_s": median(cloche_down),
         "lxd_device_remove_s": median(lxd_down),
@@ -156,8 +167,16 @@ def current_caddy_config() -> dict[str, object]:
 
 def bench_https(address: str, n: int) -> dict[str, float]:
     """cloche publish https against loading the same whole config into Caddy directly."""
-    cloche_up, caddy_up = [], []
+    cloche_up, api_up, caddy_up = [], [], []
+    user, env = address.split("/")
+    routes_path = f"/v1/environments/{user}/{env}/routes"
     for _ in range(n):
+        # Through the API (the SDK's path): the daemon's own share, without the CLI's start.
+        domain = f"a{secrets.token_hex(4)}.test"
+        with ApiClient() as client:
+            publish = partial(client.post, routes_path, json={"spec": f"https://{domain}:8080"})
+            api_up.append(timed(publish, partial(https_ok, domain)))
+            client.delete(routes_path, params={"spec": f"https://{domain}:8080"})
         domain = f"b{secrets.token_hex(4)}.test"
         spec = f"https://{domain}:8080"
         cloche_up.append(
@@ -172,7 +191,11 @@ def bench_https(address: str, n: int) -> dict[str, float]:
         caddy_up.append(timed(partial(caddy_load, plain), partial(https_ok, f"p{domain}")))
         # ... then back to what cloche loaded, so the reconciler finds nothing to repair.
         caddy_load(wanted)
-    return {"cloche_publish_s": median(cloche_up), "caddy_load_s": median(caddy_up)}
+    return {
+        "cloche_cli_publish_s": median(cloche_up),
+        "cloche_api_publish_s": median(api_up),
+        "caddy_load_s": median(caddy_up),
+    }
 
 
 def main() -> None:
