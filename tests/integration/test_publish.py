@@ -241,6 +241,49 @@ def test_tcp_route_reaches_the_environments_sshd_and_goes_away(site: Site) -> No
     assert not ssh_banner(site, port)
 
 
+UDP_ECHO = (
+    "import socket, sys\n"
+    "server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "server.bind(('127.0.0.1', int(sys.argv[1])))\n"
+    "while True:\n"
+    "    data, peer = server.recvfrom(512)\n"
+    "    server.sendto(b'echo ' + data, peer)\n"
+)
+
+UDP_ASK = (
+    "import socket, sys\n"
+    "client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "client.settimeout(1)\n"
+    "for _ in range(5):\n"
+    "    client.sendto(b'ping', (sys.argv[1], int(sys.argv[2])))\n"
+    "    try:\n"
+    "        print(client.recvfrom(512)[0].decode())\n"
+    "        break\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+
+
+def test_udp_route_reaches_a_loopback_only_service_inside(site: Site) -> None:
+    env_port, host_port = 5300 + secrets.randbelow(100), free_host_port()
+    address = f"{site.user}/{site.env}"
+    script = f'setsid python3 -c "{UDP_ECHO}" {env_port} >/dev/null 2>&1 </dev/null &'
+    in_env(address, "sh", "-c", script)
+
+    def echo() -> str:
+        asked = in_client(site.client, "python3", "-c", UDP_ASK, site.client.outer, str(host_port))
+        return asked.stdout.strip()
+
+    assert echo() == ""
+    cloche_ok("publish", address, f"udp://{host_port}:{env_port}")
+    try:
+        until(lambda: echo() == "echo ping", 15, "no UDP echo through the published port")
+    finally:
+        cloche_ok("unpublish", address, f"udp://{host_port}:{env_port}")
+    assert f"cloche-udp-{host_port}" not in device_names(site)
+    assert echo() == ""
+
+
 def test_bad_specs_taken_ports_and_auth_are_refused_in_one_sentence(site: Site) -> None:
     address = f"{site.user}/{site.env}"
     bad = cloche("publish", address, "tcp://99999:22")
