@@ -91,6 +91,8 @@ class ApiClient:
     ) -> dict[str, Any]:
         """Poll an operation until it ends; return it, or raise the error it failed with."""
         deadline = time.monotonic() + timeout
+        # Short operations end in a fraction of a second: poll fast first, then back off.
+        pause = 0.05
         while True:
             operation: dict[str, Any] = self.get(f"/v1/operations/{operation_id}")
             if on_progress is not None and operation.get("progress"):
@@ -104,4 +106,5 @@ class ApiClient:
                     f"Operation {operation_id} is still running after {timeout:.0f} s; "
                     f"follow it with 'cloche operation {operation_id}'."
                 )
-            time.sleep(0.25)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.25)

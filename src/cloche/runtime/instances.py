@@ -30,6 +30,8 @@ ROLE_TEMPLATE = "template"
 # What systemd answers while it is still on its way to 'running'.
 _BOOTING_STATES = frozenset({"initializing", "starting", "offline", "unknown", ""})
 _POLL_SECONDS = 0.25
+# The longest one `systemctl is-system-running --wait` may block before the checks run again.
+_BOOT_WAIT_SECONDS = 10.0
 _CPU_SETTLE_SECONDS = 2.0
 _EXEC_TIMED_OUT = 124
 _COMMAND_NOT_FOUND = 127
@@ -488,8 +490,11 @@ class LxdInstances:
                     "console log and fix the image, its limits or the host's inotify settings.",
                     tail,
                 )
+            # --wait returns the moment systemd finishes starting up: no polling delay. Each
+            # call is bounded, so a stopped container or a stall is noticed by the checks here.
+            wait = max(1.0, min(_BOOT_WAIT_SECONDS, deadline - time.monotonic()))
             try:
-                result = self.exec(name, ["systemctl", "is-system-running"], timeout=10)
+                result = self.exec(name, ["systemctl", "is-system-running", "--wait"], timeout=wait)
                 answer = result.text.strip()
             except (HostFailure, Conflict):
                 answer = "unreachable"
