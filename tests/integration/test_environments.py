@@ -242,9 +242,12 @@ def test_killing_the_daemon_mid_create_leaves_nothing_half_made() -> None:
             e for e in audit_events(f"{user}/victim") if e["action"] == "repaired environment"
         ]
         assert len(repaired) == 1
-        status = cloche("audit", "tail", "-n", "400", "--json")
-        assert operation  # the id the CLI printed
-        assert status.returncode == 0
+        # The id --no-wait printed still tells what became of the operation.
+        shown = cloche_json("operation", operation)
+        assert shown["status"] == "failed" and shown["target"] == f"{user}/victim"
+        assert "daemon stopped during this operation" in shown["error"]["message"]
+        followed = cloche("operation", operation, "--wait")
+        assert followed.returncode != 0 and "run it again" in followed.stderr
         # The victim's name is free again.
         cloche_ok("create", f"{user}/victim")
     finally:

@@ -143,3 +143,24 @@ def test_reconcile_once_logs_instead_of_raising(context: FakeContext) -> None:
     findings = reconcile.reconcile_once(context)
 
     assert findings == ["reconcile failed: LXD stopped answering; check that LXD runs."]
+
+
+def test_operations_a_stopped_daemon_left_running_read_as_failed(
+    context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost = context.database.create_operation("create environment", "alice/web")
+    legacy = context.database.create_operation("create environment", "alice/db")
+    # A row written by an older daemon holds the bare sentence rather than an API body.
+    context.database.update_operation(legacy.id, status="failed", error="It stopped; retry.")
+    monkeypatch.setattr(reconcile, "run_every", lambda name, interval, action: None)
+    reconcile.start_reconciler(context)
+    shown = context.operations.describe(lost.id)
+    assert shown["status"] == "failed"
+    assert shown["error"] == {
+        "error": "HostFailure",
+        "message": "The cloche daemon stopped during this operation; run it again.",
+    }
+    assert context.operations.describe(legacy.id)["error"] == {
+        "error": "HostFailure",
+        "message": "It stopped; retry.",
+    }

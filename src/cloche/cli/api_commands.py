@@ -367,6 +367,29 @@ def ssh(
     raise typer.Exit(code=status.returncode)
 
 
+@handle_errors
+def operation(
+    operation_id: Annotated[str, typer.Argument(help="The id a --no-wait command printed.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it until it ends.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a long operation (create, restore, backup...): its progress, or how it ended."""
+    with remote.client() as client:
+        if wait:
+            with console.status(f"operation {operation_id}") as status:
+                client.wait(operation_id, on_progress=status.update)
+        shown = client.get(f"/v1/operations/{quote(operation_id, safe='')}")
+    if as_json:
+        remote.print_json(shown)
+        return
+    for key in ("id", "kind", "target", "status", "progress", "created_at", "finished_at"):
+        if shown.get(key):
+            console.print(f"{key:<12} {shown[key]}", highlight=False)
+    error = shown.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        console.print(f"{'error':<12} {error['message']}", highlight=False)
+
+
 def register_environment_commands(app: typer.Typer) -> None:
     """Add the environment commands to the top-level app (cloche create, cloche list, ...)."""
     app.command("create")(create)
@@ -381,6 +404,7 @@ def register_environment_commands(app: typer.Typer) -> None:
         "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
     )(exec_)
     app.command("ssh-config")(ssh_config)
+    app.command("operation")(operation)
     app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         ssh
     )

@@ -104,7 +104,7 @@ class ApiClient:
             if time.monotonic() > deadline:
                 raise HostFailure(
                     f"Operation {operation_id} is still running after {timeout:.0f} s; "
-                    f"follow it with 'cloche operation {operation_id}'."
+                    f"follow it with 'cloche operation {operation_id} --wait'."
                 )
             time.sleep(pause)
             pause = min(pause * 1.5, 0.25)

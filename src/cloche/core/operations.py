@@ -19,6 +19,17 @@ Progress = Callable[[str], None]
 Work = Callable[[Progress], None]
 
 
+def _error_of(stored: str | None) -> dict[str, Any] | None:
+    if not stored:
+        return None
+    try:
+        body = json.loads(stored)
+    except ValueError:
+        body = None
+    # Rows written before errors were stored as API bodies hold the bare sentence.
+    return body if isinstance(body, dict) else error_body(HostFailure(stored))
+
+
 class OperationRunner:
     """Runs long operations on a small pool of threads and records their progress."""
 
@@ -68,7 +79,7 @@ class OperationRunner:
             "target": operation.target,
             "status": operation.status,
             "progress": operation.progress,
-            "error": json.loads(operation.error) if operation.error else None,
+            "error": _error_of(operation.error),
             "created_at": operation.created_at.isoformat(),
             "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
         }

@@ -11,13 +11,15 @@ Each pass also converges the firewall, Caddy and the proxy devices of published 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 
 from cloche.core import firewall, routes, ssh_access
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
-from cloche.model.errors import ClocheError
+from cloche.model.errors import ClocheError, HostFailure
+from cloche.model.errors_wire import error_body
 from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,8 @@ def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
 
 def start_reconciler(context: Context) -> threading.Thread:
     """Fail operations a previous daemon left running, reconcile now and then every minute."""
-    stopped = context.database.fail_unfinished_operations(
-        "The cloche daemon stopped during this operation; run it again."
-    )
+    lost = HostFailure("The cloche daemon stopped during this operation; run it again.")
+    stopped = context.database.fail_unfinished_operations(json.dumps(error_body(lost)))
     if stopped:
         log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
 
