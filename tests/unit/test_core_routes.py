@@ -117,6 +117,8 @@ def test_publish_tcp_adds_a_proxy_device_and_opens_the_port(context: FakeContext
     assert f"tcp dport {{ {port} }} accept" in table(context)
     assert [event.target for event in events(context, "published route")] == ["alice/web"]
     assert routes.list_routes(context, "alice", "web")[0]["spec"] == f"tcp://{port}:22"
+    assert environments.environment_info(context, "alice", "web")["routes"] == [f"tcp://{port}:22"]
+    assert environments.environment_info(context, "alice", "db")["routes"] == []
 
 
 def test_publish_udp_opens_the_udp_port(context: FakeContext) -> None:

@@ -222,7 +222,7 @@ def list_(
 
 @handle_errors
 def info(address: str, as_json: JsonOption = False) -> None:
-    """Show one environment: state, address, image, profile, limits."""
+    """Show one environment: state, address, image, profile, limits, published routes."""
     with remote.client() as client:
         env = client.get(remote.environment_path(address))
     if as_json:
@@ -236,6 +236,7 @@ def info(address: str, as_json: JsonOption = False) -> None:
         f"processes {limits['processes']}",
         highlight=False,
     )
+    console.print(f"routes    {', '.join(env.get('routes') or []) or 'none'}", highlight=False)
 
 
 def _action(verb: str, past: str) -> Callable[..., None]:

@@ -109,8 +109,10 @@ def list_environments(context: Context, user: str | None) -> list[dict[str, Any]
 
 
 def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
-    """One environment with its live state."""
-    return describe(context, context.database.get_environment(*checked_names(user, name)))
+    """One environment with its live state and its published routes."""
+    env = context.database.get_environment(*checked_names(user, name))
+    routes = [record.spec for record in context.database.list_routes(env.user, env.name)]
+    return {**describe(context, env), "routes": routes}
 
 
 def install_keys(context: Context, user: str, name: str) -> None:
