@@ -90,6 +90,18 @@ def main() -> None:
             )
         )
     finally:
+        # Its backups too: they would stay in the shared local repository otherwise.
+        try:
+            made = backups_of(address)
+        except RuntimeError:
+            made = []
+        for backup in made:
+            subprocess.run(
+                [CLOCHE, "backup", "rm", str(backup["id"]), "--repo", "local", "--yes"],
+                capture_output=True,
+                check=False,
+                timeout=3600,
+            )
         subprocess.run(
             [CLOCHE, "user", "rm", user, "--purge", "--yes"],
             capture_output=True,

@@ -199,6 +199,7 @@ def _round_trip(owner: str, repo: str, kind: str) -> dict[str, object]:
     source = f"{owner}/{kind}{unique_suffix()[:6]}"
     restored = f"{source}r"
     figures: dict[str, object] = {}
+    made: list[str] = []  # backups this test took in the shared local repository
     try:
         cloche_ok("create", source, "--memory", "1GiB")
         cloche_ok(
@@ -211,6 +212,7 @@ def _round_trip(owner: str, repo: str, kind: str) -> dict[str, object]:
         )
         started = time.monotonic()
         first = _backup(source, repo)
+        made.append(str(first["id"]))
         figures["first_seconds"] = round(time.monotonic() - started, 1)
         figures["first_added"] = first["data_added"]
         figures["total_bytes"] = first["total_bytes"]
@@ -226,6 +228,7 @@ def _round_trip(owner: str, repo: str, kind: str) -> dict[str, object]:
                 "status=none && sync",
             )
             second = _backup(source, repo)
+            made.append(str(second["id"]))
             figures["second_added"] = second["data_added"]
             assert isinstance(first["data_added"], int)
             assert isinstance(second["data_added"], int)
@@ -249,10 +252,21 @@ def _round_trip(owner: str, repo: str, kind: str) -> dict[str, object]:
         assert info["state"] == "Running"
         assert _ssh_banner(info["address"]).startswith("SSH-2.0")
         assert info["host_keys"] and info["host_keys"] != original_keys
+        if kind == "local":
+            # A backup removed for good is gone from the list and cannot be restored.
+            gone = made.pop()
+            cloche_ok("backup", "rm", gone, "--repo", repo, "--yes")
+            listed = cloche_json("backup", "list", "--repo", repo)
+            assert gone not in [str(item["id"]) for item in listed]
+            refused = cloche("backup", "restore", gone, "--as-new", "never", "--repo", repo)
+            assert refused.returncode == 3 and f"no backup {gone}" in refused.stderr
         return figures
     finally:
         cloche("rm", source, "--yes")
         cloche("rm", restored, "--yes")
+        if repo == "local":  # other repositories are test-made and dropped whole
+            for backup_id in made:
+                cloche("backup", "rm", backup_id, "--repo", repo, "--yes")
 
 
 def _record(kind: str, figures: dict[str, object]) -> None:

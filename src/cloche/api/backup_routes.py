@@ -107,6 +107,12 @@ def register_backup_routes(app: FastAPI, context: Context) -> None:
     def forget(request: ApplyRetention, actor: Actor = "unknown") -> dict[str, str]:
         return {"operation": backups.request_retention(context, actor, request.repository)}
 
+    @app.delete("/v1/backups/{backup_id}", status_code=202)
+    def remove(
+        backup_id: str, repository: str | None = None, actor: Actor = "unknown"
+    ) -> dict[str, str]:
+        return {"operation": backups.request_remove_backup(context, actor, backup_id, repository)}
+
     @app.post("/v1/backups/{backup_id}/restore", status_code=202)
     def restore(backup_id: str, request: RestoreBackup, actor: Actor = "unknown") -> dict[str, str]:
         return {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
-from cloche.cli.remote import JsonOption, NoWaitOption
+from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
 from cloche.model.errors import Invalid
 from cloche.model.names import split_address
 
@@ -169,6 +170,22 @@ def restore(
     with remote.client() as client:
         answer = client.post(f"/v1/backups/{backup_id}/restore", json=body)
         remote.run_operation(client, answer, no_wait, f"restored backup {backup_id}")
+
+
+@backup_app.command("rm")
+@handle_errors
+def remove(
+    backup_id: str,
+    repo: RepoOption = None,
+    yes: YesOption = False,
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Remove one backup for good: forget it, then prune what no other backup shares."""
+    remote.confirm(f"Remove backup {backup_id} for good?", yes)
+    params = {"repository": repo} if repo else {}
+    with remote.client() as client:
+        answer = client.delete(f"/v1/backups/{quote(backup_id, safe='')}", params=params)
+        remote.run_operation(client, answer, no_wait, f"removed backup {backup_id}")
 
 
 @backup_app.command("check")

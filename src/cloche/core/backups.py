@@ -685,6 +685,40 @@ def request_retention(context: Context, actor: str, repository_name: str | None)
     return context.operations.submit("apply backup retention", target, work)
 
 
+def request_remove_backup(
+    context: Context, actor: str, backup_id: str, repository_name: str | None
+) -> str:
+    """Forget one backup and prune its repository in the background (its data is freed)."""
+    details: dict[str, JsonValue] = {"backup": backup_id[:64]}
+    with audited(context, actor, "removed backup", backup_id[:64], details, only_failure=True):
+        repository, snapshot = _find_backup(context, backup_id, repository_name)
+    tags = parse_tags(snapshot.tags)
+    details.update(
+        repository=repository.name,
+        environment=f"{tags.user}/{tags.env}" if tags else None,
+        time=snapshot.time,
+    )
+
+    def work(progress: Progress) -> None:
+        with audited(context, actor, "removed backup", snapshot.short_id, details):
+            progress(f"forgetting backup {snapshot.short_id} in {repository.name}")
+            _restic(
+                context.state_dir,
+                repository,
+                "forget",
+                snapshot.id,
+                doing=f"forget backup {snapshot.short_id}",
+            )
+            progress(f"pruning {repository.name} (frees what no other backup shares)")
+            _restic(context.state_dir, repository, "prune", doing="prune", timeout=6 * 3600.0)
+            remaining = _snapshots(context, repository, None)
+            catalog(context.state_dir).forget(
+                repository.name, {backup.short_id for backup in remaining}
+            )
+
+    return context.operations.submit("remove backup", snapshot.short_id, work)
+
+
 # Schedule ------------------------------------------------------------------------------------
 
 
