@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,6 +16,7 @@ from cloche.api.backup_routes import register_backup_routes
 from cloche.api.network_routes import register_network_routes
 from cloche.api.route_routes import register_route_routes
 from cloche.api.schemas import (
+    Actor,
     CreateEnvironment,
     CreateUser,
     ExecRequest,
@@ -29,8 +30,6 @@ from cloche.core.context import Context
 from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.errors import ClocheError
 from cloche.model.errors_wire import error_body
-
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 
 
 def _validation_sentence(error: RequestValidationError) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloche.api.schemas import Actor
 from cloche.core import backups
 from cloche.core.context import Context
 from cloche.model.errors import Invalid
-
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 
 
 class _Body(BaseModel):

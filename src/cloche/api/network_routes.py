@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloche.api.schemas import Actor
 from cloche.core import firewall
 from cloche.core.context import Context
 
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 BASE = "/v1/environments/{user}/{name}"
 
 

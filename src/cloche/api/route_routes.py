@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query
+from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloche.api.schemas import Actor
 from cloche.core import routes
 from cloche.core.context import Context
 
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 BASE = "/v1/environments/{user}/{name}/routes"
 
 

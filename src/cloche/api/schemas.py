@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cloche.model.commands import (
@@ -37,6 +38,10 @@ def _size(value: str | None) -> int | None:
 def _check_size_text(value: str | None) -> str | None:
     _size(value)
     return value
+
+
+# Who asks: the CLI and SDK send the local user's name; every mutating route audits it.
+Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 
 
 class _Body(BaseModel):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloche.api.schemas import Actor
 from cloche.core import snapshots
 from cloche.core.context import Context
 
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
 Count = Annotated[int, Field(ge=0, le=snapshots.POLICY_MAX)]
 BASE = "/v1/environments/{user}/{name}"
 
