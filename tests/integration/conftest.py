@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -15,6 +16,13 @@ def lxc(*args: str, check: bool = True, timeout: float = 120) -> subprocess.Comp
     return subprocess.run(
         ["lxc", *args], capture_output=True, text=True, check=check, timeout=timeout
     )
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at address right now (0.0.0.0: on every address)."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
 
 
 def delete_instance(name: str, project: str = "default") -> None:

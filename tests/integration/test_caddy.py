@@ -27,20 +27,13 @@ from cloche.host import caddy, services
 from cloche.model.errors import HostFailure
 from cloche.model.routes import HttpRoute, PublishedHttpRoute, parse_route
 from cloche.render.caddy import render_caddy_config
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.skipif(
     not Path(caddy.CADDY_BINARY).exists(), reason="needs Caddy (the Debian package caddy)"
 )
 
 STATE_DIR = Path("/var/lib/cloche")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_ensure_caddy_is_idempotent_on_the_host() -> None:

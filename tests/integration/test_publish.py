@@ -21,7 +21,7 @@ import pytest
 
 from cloche.host import caddy, nftables
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
-from tests.integration.conftest import lxc
+from tests.integration.conftest import free_port, lxc
 from tests.integration.test_environments import make_user, remove_user
 from tests.integration.test_firewall import (
     HTTP_PORT,
@@ -126,18 +126,6 @@ def ssh_banner(site: Site, port: int) -> str:
     return in_client(site.client, "python3", "-c", probe, site.client.outer, str(port)).stdout
 
 
-def free_host_port() -> int:
-    for _ in range(100):
-        port = 20000 + secrets.randbelow(20000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no free TCP port between 20000 and 40000")
-
-
 def audited_since(moment: datetime, action: str) -> list[dict[str, object]]:
     found = []
     for line in AUDIT_LOG.read_text().splitlines():
@@ -225,7 +213,7 @@ def test_https_route_answers_through_caddy_for_its_host_name_only(site: Site) ->
 
 
 def test_tcp_route_reaches_the_environments_sshd_and_goes_away(site: Site) -> None:
-    port = free_host_port()
+    port = free_port("0.0.0.0")
     spec = f"tcp://{port}:22"
     assert not ssh_banner(site, port)
     cloche_ok("publish", f"{site.user}/{site.env}", spec)
@@ -265,7 +253,7 @@ UDP_ASK = (
 
 
 def test_udp_route_reaches_a_loopback_only_service_inside(site: Site) -> None:
-    env_port, host_port = 5300 + secrets.randbelow(100), free_host_port()
+    env_port, host_port = 5300 + secrets.randbelow(100), free_port("0.0.0.0")
     address = f"{site.user}/{site.env}"
     script = f'setsid python3 -c "{UDP_ECHO}" {env_port} >/dev/null 2>&1 </dev/null &'
     in_env(address, "sh", "-c", script)
@@ -300,7 +288,7 @@ def test_bad_specs_taken_ports_and_auth_are_refused_in_one_sentence(site: Site) 
 
 def test_the_reconciler_restores_a_removed_device_and_caddy_config(site: Site) -> None:
     address = f"{site.user}/{site.env}"
-    port = free_host_port()
+    port = free_port("0.0.0.0")
     domain = f"fix-{site.user}.test"
     cloche_ok("publish", address, f"tcp://{port}:22")
     cloche_ok("publish", address, f"https://{domain}:{HTTP_PORT}")

@@ -17,14 +17,8 @@ import pytest
 
 from cloche.host.sshd import DROPIN_PATH
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
+from tests.integration.conftest import free_port
 from tests.integration.test_environments import make_user, remove_user
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def keypair(directory: Path, name: str) -> Path:

@@ -46,6 +46,7 @@ from cloche.render.sshd import (
     render_emergency_keys,
     render_sshd_dropin,
 )
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/sbin/sshd").exists() or shutil.which("ssh") is None,
@@ -65,14 +66,6 @@ Subsystem\tsftp\t/usr/lib/openssh/sftp-server
 HostKey {host_key}
 PidFile {pid_file}
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _Echo(socketserver.BaseRequestHandler):
