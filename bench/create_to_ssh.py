@@ -22,19 +22,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 
-ROOT = Path(__file__).resolve().parents[1]
-CLOCHE = str(ROOT / ".venv" / "bin" / "cloche")
-KEY = ROOT / "tests" / "unit" / "data" / "ed25519.pub"
+from benchlib import CLOCHE, KEY
+from benchlib import run as run_command
 
-
-def run(*argv: str, timeout: float = 600) -> str:
-    """Run a command, raise with its stderr on failure, return stdout."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-    return result.stdout
+# This benchmark's waits are bounded at 600 s, not the shared default.
+run = partial(run_command, timeout=600)
 
 
 def wait_for_ssh(address: str, timeout: float = 120) -> None:

@@ -36,22 +36,13 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from cloche.client.http import ApiClient  # noqa: E402
+from benchlib import CLOCHE, KEY, ROOT, run
 
-CLOCHE = str(ROOT / ".venv" / "bin" / "cloche")
-KEY = ROOT / "tests" / "unit" / "data" / "ed25519.pub"
+sys.path.insert(0, str(ROOT / "src"))
+from cloche.client.http import ApiClient
+
 ROOT_CA = "/var/lib/cloche/caddy/data/caddy/pki/authorities/local/root.crt"
 ADMIN = "http://127.0.0.1:2019"
-
-
-def run(*argv: str, timeout: float = 900) -> str:
-    """Run a command, raise with its stderr on failure, return stdout."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 30) -> None:

@@ -43,25 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import CLOCHE, KEY, ROOT, run
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from cloche.client.http import ApiClient  # noqa: E402
+from cloche.client.http import ApiClient
 
-CLOCHE = str(ROOT / ".venv" / "bin" / "cloche")
-KEY = ROOT / "tests" / "unit" / "data" / "ed25519.pub"
 LXD_SOCKET = "/var/lib/lxd/unix.socket"
 IMAGE, PROFILE = "cloche/bookworm", "cloche"
 CPU, MEMORY, DISK = 1, "512MiB", "2GiB"
 MIB = 1024 * 1024
-
-
-def run(*argv: str, timeout: float = 900) -> str:
-    """Run a command, raise with its stderr on failure, return stdout."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def mem_available() -> int:

@@ -22,20 +22,10 @@ import statistics
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CLOCHE = str(ROOT / ".venv" / "bin" / "cloche")
-KEY = ROOT / "tests" / "unit" / "data" / "ed25519.pub"
+from benchlib import CLOCHE, KEY, run
+
 SIZES_MIB = {"10MiB": 10, "1GiB": 1024}
-
-
-def run(*argv: str, timeout: float = 900) -> str:
-    """Run a command, raise with its stderr on failure, return stdout."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def timed(*argv: str) -> float:
