@@ -531,6 +531,8 @@ class FakeProxy:
     """Caddy as a dict: the config core loaded, never a process (unit tests run no Caddy)."""
 
     config: dict[str, Any] | None = None
+    # What the last successful load gave it; config (the live one) may be changed by a test.
+    loaded: dict[str, Any] | None = None
     loads: int = 0
     refuse: str | None = None
 
@@ -543,7 +545,12 @@ class FakeProxy:
         if self.refuse is not None:
             raise HostFailure(f"Caddy refused the config: {self.refuse}.")
         self.config = json.loads(json.dumps(config))
+        self.loaded = json.loads(json.dumps(config))
         self.loads += 1
+
+    def last_loaded(self, state_dir: Path) -> dict[str, Any] | None:
+        """What the last successful load gave it."""
+        return None if self.loaded is None else json.loads(json.dumps(self.loaded))
 
 
 @dataclass

@@ -94,6 +94,14 @@ def test_load_posts_the_config_and_keeps_a_private_copy(
     saved = caddy.config_path(tmp_path)
     assert json.loads(saved.read_text()) == _config(2)
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert caddy.saved_config(tmp_path) == _config(2)
+
+
+def test_no_saved_config_before_a_load_or_when_the_file_is_not_json(tmp_path: Path) -> None:
+    assert caddy.saved_config(tmp_path) is None
+    caddy.config_path(tmp_path).parent.mkdir(parents=True)
+    caddy.config_path(tmp_path).write_text("{not json")
+    assert caddy.saved_config(tmp_path) is None
 
 
 def test_a_refused_config_is_one_sentence_and_not_kept(

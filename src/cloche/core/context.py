@@ -77,6 +77,9 @@ class Proxy(Protocol):
     def load(self, config: dict[str, Any], state_dir: Path) -> None:
         """Load a whole config atomically (started first if it is not running)."""
 
+    def last_loaded(self, state_dir: Path) -> dict[str, Any] | None:
+        """The config the last successful load gave it, or None before any."""
+
 
 class HostProxy:
     """The Caddy that cloche runs on this host, driven through its admin API."""
@@ -90,6 +93,10 @@ class HostProxy:
         if not caddy.caddy_answers():
             caddy.ensure_caddy(state_dir)
         caddy.load_config(config, state_dir)
+
+    def last_loaded(self, state_dir: Path) -> dict[str, Any] | None:
+        """The config load_config kept for Caddy's restarts, or None before any."""
+        return caddy.saved_config(state_dir)
 
 
 @dataclass

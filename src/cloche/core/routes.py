@@ -23,7 +23,6 @@ from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.firewall import converge_firewall
 from cloche.core.firewall import port_routes as _port_routes
-from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.ports import host_port_in_use
 from cloche.model.audit import JsonValue
 from cloche.model.errors import ClocheError, Conflict, Invalid
@@ -43,7 +42,6 @@ from cloche.runtime.instances import InstanceInfo
 
 log = logging.getLogger(__name__)
 
-PROXY_STATE_FILE = "proxy.json"
 ProxyChange = Literal["unchanged", "loaded", "repaired"]
 CADDY_TARGET = "caddy"
 
@@ -73,16 +71,12 @@ def converge_proxy(context: Context, actor: str) -> ProxyChange:
     with context.locked("proxy"):
         desired = desired_proxy_config(context)
         text = _canonical_json(desired)
-        state_file = context.state_dir / PROXY_STATE_FILE
-        last = read_text_or_none(state_file)
         live = context.proxy.current()
         if live is not None and _canonical_json(live) == text:
-            if last != text:
-                write_atomically(state_file, text, mode=0o600)
             return "unchanged"
+        last = context.proxy.last_loaded(context.state_dir)
         context.proxy.load(desired, context.state_dir)
-        write_atomically(state_file, text, mode=0o600)
-        if last != text:
+        if last is None or _canonical_json(last) != text:
             return "loaded"
         # What cloche loaded last is still what it wants: someone else changed Caddy.
         was = "not running" if live is None else "changed by hand"

@@ -112,6 +112,15 @@ def current_config(admin_listen: str = ADMIN_LISTEN) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def saved_config(state_dir: Path) -> dict[str, Any] | None:
+    """The config load_config last wrote (what Caddy restarts with), or None without one."""
+    try:
+        saved = json.loads(config_path(state_dir).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def caddy_answers(admin_listen: str = ADMIN_LISTEN) -> bool:
     """True when a Caddy answers on its admin API at admin_listen."""
     return current_config(admin_listen) is not None
