@@ -23,12 +23,15 @@ import yaml
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
-from cloche.core.environments import start_new_environment
+from cloche.core.environments import (
+    check_new_environment,
+    record_new_environment,
+    start_new_environment,
+)
 from cloche.core.periodic import run_every
 from cloche.host import secrets
 from cloche.host.restic import restic, restic_stdin, restic_to_file
 from cloche.host.run import Completed
-from cloche.model.addresses import allocate_address
 from cloche.model.audit import JsonValue
 from cloche.model.backups import (
     Repository,
@@ -40,7 +43,6 @@ from cloche.model.backups import (
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
-from cloche.model.quota import Quota, Usage, check_fits
 from cloche.model.records import EnvironmentRecord, Profile
 from cloche.model.units import parse_size
 from cloche.render.image import image_alias
@@ -468,32 +470,10 @@ def _restore_as_new(
     progress(f"reading backup {snapshot.short_id} from {repository.name}")
     with _dumped(context, repository, snapshot, *source) as tarball:
         limits, profile = _limits_of(_instance_facts(tarball))
-        owner = context.database.get_user(user)
-        others = context.database.list_environments(user)
-        if any(env.name == name for env in others):
-            raise Conflict(f"Environment {user}/{name} already exists; choose another name.")
-        check_fits(
-            user,
-            Quota(owner.max_envs, owner.cpu, owner.memory_bytes, owner.disk_bytes),
-            [Usage(env.cpu, env.memory_bytes, env.disk_bytes) for env in others],
-            Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
-            new=True,
+        check_new_environment(context, user, name, limits)
+        address = record_new_environment(
+            context, user, name, image_alias(context.config.image.release), profile, limits
         )
-        with context.locked("addresses"):
-            used = [env.address for env in context.database.list_environments() if env.address]
-            address = allocate_address(context.config.network.subnet, used)
-            context.database.add_environment(
-                user,
-                name,
-                image=image_alias(context.config.image.release),
-                profile=profile,
-                cpu=limits.cpu,
-                memory_bytes=limits.memory_bytes,
-                disk_bytes=limits.disk_bytes,
-                processes=limits.processes,
-                status="creating",
-                address=address,
-            )
         try:
             progress("importing into LXD")
             exports.import_backup(name, tarball, context.config.storage.pool)

@@ -19,7 +19,7 @@ from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.quota import Quota, Usage, check_fits
-from cloche.model.records import EnvironmentRecord, UserRecord
+from cloche.model.records import EnvironmentRecord, Profile, UserRecord
 from cloche.model.units import format_size
 from cloche.render.account import OWNER_UID, account_script, authorized_keys
 from cloche.render.image import image_alias
@@ -146,28 +146,15 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
     target = f"{command.user}/{command.name}"
     with audited(context, actor, "created environment", target, only_failure=True):
         user_name, name = checked_names(command.user, command.name)
-        user = context.database.get_user(user_name)
         limits = Limits(
             cpu=command.cpu,
             memory_bytes=command.memory_bytes,
             disk_bytes=command.disk_bytes,
             processes=command.processes or PROFILE_PROCESSES[command.profile],
         )
-        others = context.database.list_environments(user_name)
-        if any(env.name == name for env in others):
-            raise Conflict(
-                f"Environment {user_name}/{name} already exists; choose another name or remove "
-                "it first."
-            )
-        check_fits(
-            user_name,
-            quota_of(user),
-            [usage_of(env) for env in others],
-            Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
-            new=True,
-        )
+        check_new_environment(context, user_name, name, limits)
         image = command.image or image_alias(context.config.image.release)
-        address = record_new_environment(context, user_name, name, image, command, limits)
+        address = record_new_environment(context, user_name, name, image, command.profile, limits)
     details: dict[str, JsonValue] = {
         "profile": command.profile,
         "image": image,
@@ -196,12 +183,29 @@ def _console_tail(text: str, lines: int = 8) -> str:
     return f"Last console lines: {' | '.join(tail)}" if tail else "The console log is empty."
 
 
+def check_new_environment(context: Context, user: str, name: str, limits: Limits) -> None:
+    """Refuse a name the user already has, or limits that would take them over their quota."""
+    owner = context.database.get_user(user)
+    others = context.database.list_environments(user)
+    if any(env.name == name for env in others):
+        raise Conflict(
+            f"Environment {user}/{name} already exists; choose another name or remove it first."
+        )
+    check_fits(
+        user,
+        quota_of(owner),
+        [usage_of(env) for env in others],
+        Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
+        new=True,
+    )
+
+
 def record_new_environment(
     context: Context,
     user: str,
     name: str,
     image: str,
-    command: NewEnvironment,
+    profile: Profile,
     limits: Limits,
 ) -> str:
     """Record the environment as 'creating' with the lowest free static address."""
@@ -212,7 +216,7 @@ def record_new_environment(
             user,
             name,
             image=image,
-            profile=command.profile,
+            profile=profile,
             cpu=limits.cpu,
             memory_bytes=limits.memory_bytes,
             disk_bytes=limits.disk_bytes,

@@ -18,21 +18,18 @@ from cloche.core import routes
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.environments import (
+    check_new_environment,
     checked_names,
     install_keys,
     limits_of,
-    quota_of,
     read_host_keys,
     record_new_environment,
     start_new_environment,
-    usage_of,
 )
 from cloche.model.audit import JsonValue
-from cloche.model.commands import NewEnvironment
 from cloche.model.config import SnapshotsConfig
 from cloche.model.errors import ClocheError, Conflict, Invalid
 from cloche.model.names import check_environment_name
-from cloche.model.quota import Usage, check_fits
 from cloche.model.records import EnvironmentRecord
 from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
 from cloche.render.instance import instance_request
@@ -173,35 +170,12 @@ def request_restore_as_new(
     with audited(context, actor, "restored environment as new", target, details, only_failure=True):
         source = _ready(context, user, name)
         check_environment_name(new_name)
-        owner = context.database.get_user(source.user)
-        others = context.database.list_environments(source.user)
-        if any(env.name == new_name for env in others):
-            raise Conflict(
-                f"Environment {source.user}/{new_name} already exists; choose another name or "
-                "remove it first."
-            )
-        check_fits(
-            source.user,
-            quota_of(owner),
-            [usage_of(env) for env in others],
-            Usage(source.cpu, source.memory_bytes, source.disk_bytes),
-            new=True,
-        )
+        limits = limits_of(source)
+        check_new_environment(context, source.user, new_name, limits)
         instances = context.user_instances(source.user)
         instances.require_snapshot(source.name, snapshot)
-        limits = limits_of(source)
-        command = NewEnvironment(
-            user=source.user,
-            name=new_name,
-            image=source.image,
-            profile=source.profile,
-            cpu=limits.cpu,
-            memory_bytes=limits.memory_bytes,
-            disk_bytes=limits.disk_bytes,
-            processes=limits.processes,
-        )
         address = record_new_environment(
-            context, source.user, new_name, source.image, command, limits
+            context, source.user, new_name, source.image, source.profile, limits
         )
         if source.snapshot_policy is not None:
             context.database.update_environment(
