@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 import warnings
@@ -23,12 +24,13 @@ from typing import Any, cast
 from starlette.exceptions import StarletteDeprecationWarning
 
 from cloche.core import users
-from cloche.core.context import Context, Firewall, Proxy
+from cloche.core.context import Context, HostEffects
 from cloche.core.operations import OperationRunner
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
+from cloche.model.host import CaddyService, LxdObject
 from cloche.model.limits import Limits
 from cloche.model.records import OperationRecord
 from cloche.model.units import format_size
@@ -44,7 +46,7 @@ from cloche.runtime.instances import (
     SnapshotInfo,
     TemplateReport,
 )
-from cloche.runtime.lxd import Lxd, LxdObject
+from cloche.runtime.lxd import Lxd
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
 
@@ -493,19 +495,22 @@ class FakeJumpAccounts:
     """Records what core asks of the host's jump accounts, and the forwards it would allow."""
 
     allowed: dict[str, list[str]] = field(default_factory=dict)
+    keys_files: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
 
-    def converge(self, database: Database, user: str) -> None:
-        """Remember the destinations the user's account may forward to."""
-        self.allowed[user] = sorted(
-            f"{env.address}:22"
-            for env in database.list_environments(user)
-            if env.address and env.status == "ready"
-        )
+    def ensure(self, user: str) -> None:
+        """Remember that the account exists."""
+        self.allowed.setdefault(user, [])
+
+    def write_keys(self, user: str, text: str) -> None:
+        """Remember the keys file and the destinations its permitopen options allow."""
+        self.keys_files[user] = text
+        self.allowed[user] = sorted(set(re.findall(r'permitopen="([^"]+)"', text)))
 
     def remove(self, user: str) -> None:
         """Remember that the account was removed."""
         self.allowed.pop(user, None)
+        self.keys_files.pop(user, None)
         self.removed.append(user)
 
 
@@ -535,6 +540,8 @@ class FakeProxy:
     loaded: dict[str, Any] | None = None
     loads: int = 0
     refuse: str | None = None
+    running: bool = True
+    units: list[str | None] = field(default_factory=list)
 
     def current(self) -> dict[str, Any] | None:
         """The loaded config (None stands for a Caddy that does not answer)."""
@@ -552,18 +559,80 @@ class FakeProxy:
         """What the last successful load gave it."""
         return None if self.loaded is None else json.loads(json.dumps(self.loaded))
 
+    def service(self, state_dir: Path) -> CaddyService:
+        """Caddy as cloche runs it, under state_dir."""
+        directory = state_dir / "caddy"
+        return CaddyService(
+            "/usr/bin/caddy", str(directory), str(directory / "config.json"), {"HOME": "x"}
+        )
+
+    def ensure_running(self, state_dir: Path, unit_text: str | None) -> str:
+        """Start the fake (remembering the unit it was given) unless it runs."""
+        if self.running:
+            return "already running"
+        self.running = True
+        self.units.append(unit_text)
+        return "started (systemd)" if unit_text else "started (background)"
+
+
+@dataclass
+class FakeServices:
+    """The Services port without systemd or processes: it remembers what it was asked."""
+
+    systemd: bool = False
+    health: dict[str, Any] | None = None
+
+    def systemd_runs(self) -> bool:
+        """Whether the fake plays a systemd host."""
+        return self.systemd
+
+    def install_unit(self, path: Path, text: str) -> bool:
+        """Nothing is installed."""
+        return False
+
+    def restart_unit(self, name: str) -> None:
+        """Nothing is restarted."""
+
+    def start_background(
+        self, state_dir: Path, name: str, argv: Sequence[str], env: Mapping[str, str]
+    ) -> None:
+        """Nothing is started."""
+
+    def stop_background(self, state_dir: Path, name: str) -> bool:
+        """Nothing ran."""
+        return False
+
+    def get_over_socket(self, socket_path: str, path: str) -> bytes | None:
+        """The health answer set on the fake, if any."""
+        return None if self.health is None else json.dumps(self.health).encode()
+
+    def ensure_admin_group(self) -> bool:
+        """The group exists."""
+        return False
+
+    def prepare_socket_directory(self, socket_path: Path) -> None:
+        """Nothing to prepare."""
+
 
 @dataclass
 class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
     fake: FakeLxd = field(default_factory=FakeLxd)
-    firewall: Firewall = field(default_factory=FakeFirewall)
-    proxy: Proxy = field(default_factory=FakeProxy)
 
     def lxd(self, project: str | None = None) -> Lxd:
         # projects() passes this to projects_factory, which ignores it.
         return cast(Lxd, _NO_LXD)
+
+
+def fake_host() -> HostEffects:
+    """Host ports that touch nothing: firewall, proxy, jump accounts and services are fakes."""
+    return HostEffects(
+        firewall=FakeFirewall(),
+        proxy=FakeProxy(),
+        jump_accounts=FakeJumpAccounts(),
+        services=FakeServices(),
+    )
 
 
 def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeContext:
@@ -581,7 +650,7 @@ def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeCont
         operations=OperationRunner(database),
         instances_factory=cast(Any, fake.instances_factory),
         projects_factory=cast(Any, fake.projects_factory),
-        jump_accounts=FakeJumpAccounts(),
+        host=fake_host(),
         fake=fake,
     )
 

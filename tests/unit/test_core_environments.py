@@ -80,7 +80,7 @@ def test_create_records_creating_then_ready_with_address_and_host_keys(
     assert record.state_hint == "Running"
     assert record.host_keys == HOST_KEYS
     # The jump account may now forward to exactly this environment's port 22.
-    assert context.jump_accounts.allowed["alice"] == ["10.120.0.10:22"]  # type: ignore[attr-defined]
+    assert context.host.jump_accounts.allowed["alice"] == ["10.120.0.10:22"]  # type: ignore[attr-defined]
     created = events(context, "created environment")
     assert [(e.actor, e.target, e.outcome) for e in created] == [
         ("alice", "alice/web", "succeeded")

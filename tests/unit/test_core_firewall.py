@@ -55,8 +55,8 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
 
 
 def fake_table(context: FakeContext) -> FakeFirewall:
-    assert isinstance(context.firewall, FakeFirewall)
-    return context.firewall
+    assert isinstance(context.host.firewall, FakeFirewall)
+    return context.host.firewall
 
 
 def test_parse_egress_accepts_the_three_forms_and_refuses_the_rest() -> None:

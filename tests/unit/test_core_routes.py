@@ -48,13 +48,15 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
 
 
 def proxy(context: FakeContext) -> FakeProxy:
-    assert isinstance(context.proxy, FakeProxy)
-    return context.proxy
+    assert isinstance(context.host.proxy, FakeProxy)
+    return context.host.proxy
 
 
 def table(context: FakeContext) -> str:
-    assert isinstance(context.firewall, FakeFirewall) and context.firewall.table is not None
-    return context.firewall.table
+    assert (
+        isinstance(context.host.firewall, FakeFirewall) and context.host.firewall.table is not None
+    )
+    return context.host.firewall.table
 
 
 def devices(context: FakeContext, user: str, name: str) -> dict[str, dict[str, str]]:

@@ -139,7 +139,7 @@ def test_restore_as_new_makes_a_ready_env_with_its_own_address(context: FakeCont
     request = call.args[0]
     assert request["source"] == {"type": "copy", "source": "web/good", "instance_only": True}
     assert request["devices"]["eth0"]["ipv4.address"] == copy.address
-    assert f"{copy.address}:22" in context.jump_accounts.allowed["alice"]  # type: ignore[attr-defined]
+    assert f"{copy.address}:22" in context.host.jump_accounts.allowed["alice"]  # type: ignore[attr-defined]
     assert actions(context)[1:] == [("restored environment as new", "alice/copy", "succeeded")]
     assert events(context)[-1].actor == "bob"
 

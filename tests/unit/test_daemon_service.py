@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import pytest
-
 from cloche.core import daemon_service
+from cloche.core.context import HostEffects
 from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.config import ClocheConfig, load_config_text
 from tests.unit.fakes import TestClient, fake_context
@@ -29,58 +30,78 @@ def test_config_fingerprint_ignores_comments_and_layout() -> None:
 
 
 class _Daemon:
-    """A background daemon as ensure_daemon sees it: health answers, stops and starts."""
+    """A background daemon as ensure_daemon sees it through the Services port."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, running: ClocheConfig) -> None:
+    def __init__(self, running: ClocheConfig) -> None:
         self.health = {"code": code_fingerprint(), "config": config_fingerprint(running)}
         self.starts = 0
-        monkeypatch.setattr(daemon_service, "ensure_group", lambda name: False)
-        monkeypatch.setattr(daemon_service, "systemd_is_running", lambda: False)
-        monkeypatch.setattr(daemon_service, "daemon_health", lambda socket_path: self.health)
-        monkeypatch.setattr(daemon_service.services, "stop_service", lambda *args: True)
-        monkeypatch.setattr(daemon_service.services, "start_service", self.start)
-        monkeypatch.setattr(daemon_service, "_wait_for_daemon", lambda *args: self.health)
 
-    def start(self, *args: object, **kwargs: object) -> int:
+    def systemd_runs(self) -> bool:
+        return False
+
+    def install_unit(self, path: Path, text: str) -> bool:
+        raise AssertionError("no systemd here")
+
+    def restart_unit(self, name: str) -> None:
+        raise AssertionError("no systemd here")
+
+    def start_background(
+        self, state_dir: Path, name: str, argv: Sequence[str], env: Mapping[str, str]
+    ) -> None:
         self.starts += 1
-        return 4242
+
+    def stop_background(self, state_dir: Path, name: str) -> bool:
+        return True
+
+    def get_over_socket(self, socket_path: str, path: str) -> bytes | None:
+        return json.dumps(self.health).encode()
+
+    def ensure_admin_group(self) -> bool:
+        return False
+
+    def prepare_socket_directory(self, socket_path: Path) -> None:
+        raise AssertionError("not asked of ensure_daemon")
+
+
+def _ensure(daemon: _Daemon, state_dir: Path, config_file: Path) -> str:
+    return daemon_service.ensure_daemon(
+        HostEffects(services=daemon), state_dir, config_path=config_file
+    )
 
 
 def test_a_daemon_on_the_current_config_is_kept(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text("proxy: {tls: internal}\n")
-    daemon = _Daemon(monkeypatch, load_config_text(config_file.read_text(), "test"))
-    assert daemon_service.ensure_daemon(tmp_path, config_path=config_file) == "kept"
+    daemon = _Daemon(load_config_text(config_file.read_text(), "test"))
+    assert _ensure(daemon, tmp_path, config_file) == "kept"
     assert daemon.starts == 0
 
 
 def test_a_changed_config_file_restarts_the_daemon(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text("proxy: {tls: acme}\n")
-    daemon = _Daemon(monkeypatch, ClocheConfig())
-    assert daemon_service.ensure_daemon(tmp_path, config_path=config_file) == "kept"
+    daemon = _Daemon(ClocheConfig())
+    assert _ensure(daemon, tmp_path, config_file) == "kept"
     config_file.write_text("proxy: {tls: internal}\n")
-    assert daemon_service.ensure_daemon(tmp_path, config_path=config_file) == "restarted"
+    assert _ensure(daemon, tmp_path, config_file) == "restarted"
     assert daemon.starts == 1
 
 
 def test_a_missing_config_file_means_the_defaults(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    daemon = _Daemon(monkeypatch, ClocheConfig())
-    assert daemon_service.ensure_daemon(tmp_path, config_path=tmp_path / "none.yaml") == "kept"
+    daemon = _Daemon(ClocheConfig())
+    assert _ensure(daemon, tmp_path, tmp_path / "none.yaml") == "kept"
     assert daemon.starts == 0
 
 
 def test_a_daemon_without_a_config_fingerprint_is_restarted(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    daemon = _Daemon(monkeypatch, ClocheConfig())
+    daemon = _Daemon(ClocheConfig())
     del daemon.health["config"]  # a daemon from before the fingerprint existed
-    assert daemon_service.ensure_daemon(tmp_path, config_path=tmp_path / "none.yaml") == (
-        "restarted"
-    )
+    assert _ensure(daemon, tmp_path, tmp_path / "none.yaml") == ("restarted")

@@ -15,6 +15,7 @@ import pytest
 from cloche.host import caddy
 from cloche.host.run import Completed
 from cloche.model.errors import HostFailure, Invalid
+from cloche.render.caddy import route_count
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -53,9 +54,9 @@ def test_paths_keep_everything_under_the_state_dir(tmp_path: Path) -> None:
 
 
 def test_route_count_adds_up_every_server() -> None:
-    assert caddy.route_count(_config(3)) == 3
-    assert caddy.route_count(caddy.minimal_config()) == 0
-    assert caddy.route_count({}) == 0
+    assert route_count(_config(3)) == 3
+    assert route_count(caddy.minimal_config()) == 0
+    assert route_count({}) == 0
 
 
 def test_current_config_reads_null_as_empty_and_errors_as_silence(

@@ -2,31 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloche.core import host
+from cloche.core.context import HostEffects
+from cloche.host.adapters import HostFiles
 from cloche.model.errors import HostFailure, Invalid
+from tests.unit.fakes import FakeProxy, FakeServices
+
+FILES = HostFiles()
 
 
-def test_no_install_names_the_missing_packages_and_stops(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(host.packages, "missing_packages", lambda names: ["caddy", "restic"])
-    installed: list[list[str]] = []
-    monkeypatch.setattr(host.packages, "install_packages", installed.append)
-    touched: list[str] = []
-    monkeypatch.setattr(host, "converge_kernel_settings", lambda report: touched.append("kernel"))
+class _Packages:
+    def __init__(self, missing: list[str]) -> None:
+        self.missing_names = missing
+        self.installed: list[list[str]] = []
+
+    def missing(self, names: Sequence[str]) -> list[str]:
+        return self.missing_names
+
+    def install(self, names: Sequence[str]) -> None:
+        self.installed.append(list(names))
+
+
+class _Kernel:
+    def __init__(self) -> None:
+        self.touched = False
+
+    def read(self, keys: Iterable[str]) -> dict[str, int | None]:
+        self.touched = True
+        return {}
+
+    def apply(self, settings: Mapping[str, int]) -> None:
+        self.touched = True
+
+    def persist(self, path: Path, text: str) -> bool:
+        self.touched = True
+        return False
+
+
+def test_no_install_names_the_missing_packages_and_stops(tmp_path: Path) -> None:
+    packages, kernel = _Packages(["caddy", "restic"]), _Kernel()
     config = tmp_path / "config.yaml"
     with pytest.raises(HostFailure) as caught:
-        host.init_host(config, tmp_path / "state", install=False)
+        host.init_host(
+            config,
+            tmp_path / "state",
+            install=False,
+            host=HostEffects(packages=packages, kernel=kernel),
+        )
     message = str(caught.value)
     assert message.startswith("Missing Debian packages: caddy restic;")
     assert "apt-get install caddy restic" in message
-    assert installed == []
-    assert touched == []  # stopped before changing anything
+    assert packages.installed == []
+    assert not kernel.touched  # stopped before changing anything
     assert not config.exists()
 
 
@@ -51,7 +84,7 @@ def test_tls_options_become_proxy_overrides(
     assert result.exit_code == 0, result.output
     assert given["proxy.tls"] == "internal"
     assert given["proxy.acme_email"] == "ops@example.com"
-    config = host.resolve_config(tmp_path / "c.yaml", given)
+    config = host.resolve_config(FILES, tmp_path / "c.yaml", given)
     assert (config.proxy.tls, config.proxy.acme_email) == ("internal", "ops@example.com")
     refused = CliRunner().invoke(host_commands.host_app, [*arguments[:-1], "letsencrypt"])
     assert refused.exit_code == 2
@@ -59,35 +92,25 @@ def test_tls_options_become_proxy_overrides(
 
 def test_bad_acme_email_is_refused_before_anything_changes(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match=r"proxy\.acme_email"):
-        host.resolve_config(tmp_path / "c.yaml", {"proxy.acme_email": "ops at example.com"})
+        host.resolve_config(FILES, tmp_path / "c.yaml", {"proxy.acme_email": "ops at example.com"})
 
 
-def test_caddy_step_reports_a_start_as_a_change(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    answers = iter(["started (background)", "already running"])
-    monkeypatch.setattr(host.lxd_daemon, "systemd_is_running", lambda: False)
-    monkeypatch.setattr(host.caddy, "ensure_caddy", lambda state_dir, unit_text: next(answers))
+def test_caddy_step_reports_a_start_as_a_change(tmp_path: Path) -> None:
+    proxy = FakeProxy(running=False)
+    effects = HostEffects(proxy=proxy, services=FakeServices(systemd=False))
     first, second = host.InitReport(), host.InitReport()
-    host.converge_caddy_step(tmp_path, first, lambda message: None)
-    host.converge_caddy_step(tmp_path, second, lambda message: None)
+    host.converge_caddy_step(effects, tmp_path, first, lambda message: None)
+    host.converge_caddy_step(effects, tmp_path, second, lambda message: None)
     assert (first.changes, first.unchanged) == (["Caddy started (background)"], [])
     assert (second.changes, second.unchanged) == ([], ["Caddy"])
+    assert proxy.units == [None]
 
 
-def test_caddy_step_installs_the_unit_where_systemd_runs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    units: list[str | None] = []
-
-    def ensure_caddy(state_dir: Path, unit_text: str | None) -> str:
-        units.append(unit_text)
-        return "started (systemd)"
-
-    monkeypatch.setattr(host.lxd_daemon, "systemd_is_running", lambda: True)
-    monkeypatch.setattr(host.caddy, "ensure_caddy", ensure_caddy)
-    host.converge_caddy_step(tmp_path, host.InitReport(), lambda message: None)
-    (unit,) = units
+def test_caddy_step_installs_the_unit_where_systemd_runs(tmp_path: Path) -> None:
+    proxy = FakeProxy(running=False)
+    effects = HostEffects(proxy=proxy, services=FakeServices(systemd=True))
+    host.converge_caddy_step(effects, tmp_path, host.InitReport(), lambda message: None)
+    (unit,) = proxy.units
     assert unit is not None
     assert f"--config {tmp_path}/caddy/config.json" in unit
 
@@ -104,11 +127,9 @@ def test_caddy_step_installs_the_unit_where_systemd_runs(
         (None, False, "Caddy does not answer on its admin API at 127.0.0.1:2019"),
     ],
 )
-def test_status_has_a_proxy_line(
-    monkeypatch: pytest.MonkeyPatch, config: dict[str, Any] | None, ok: bool, detail: str
-) -> None:
-    monkeypatch.setattr(host.caddy, "current_config", lambda: config)
-    status = host._status_of("proxy", host._check_proxy)
+def test_status_has_a_proxy_line(config: dict[str, Any] | None, ok: bool, detail: str) -> None:
+    effects = HostEffects(proxy=FakeProxy(config=config))
+    status = host._status_of("proxy", lambda: host._check_proxy(effects))
     assert (status.ok, status.detail.startswith(detail)) == (ok, True), status.detail
     if not ok:
         assert status.detail.endswith("run 'cloche host init'.")

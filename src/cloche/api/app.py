@@ -111,9 +111,7 @@ def create_app(context: Context) -> FastAPI:
         host: str | None = None,
         port: int | None = None,
     ) -> dict[str, str]:
-        return ssh_access.ssh_config(
-            context.database, context.config, name, host, port, known_hosts_path
-        )
+        return ssh_access.ssh_config(context, name, host, port, known_hosts_path)
 
     @app.delete("/v1/users/{name}/keys/{fingerprint:path}")
     def remove_key(name: str, fingerprint: str, actor: Actor = "unknown") -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,12 +14,21 @@ from rich.table import Table
 from cloche.cli.common import STATE_DIR, config_path, console, handle_errors
 from cloche.model.errors import HostFailure
 
+if TYPE_CHECKING:
+    from cloche.core.ports import Files
+
 
 def _core_host() -> ModuleType:
     # Loaded on use: LXD's client and the host code are not needed by every other command.
     from cloche.core import host
 
     return host
+
+
+def _host_files() -> Files:
+    from cloche.core.context import HostEffects
+
+    return HostEffects().files
 
 
 class TlsMode(StrEnum):
@@ -110,7 +119,7 @@ def status(
     def check_image() -> str:
         from cloche.core.images import image_status
 
-        ok, detail = image_status(_core_host().resolve_config(path, {}), STATE_DIR)
+        ok, detail = image_status(_core_host().resolve_config(_host_files(), path, {}), STATE_DIR)
         if not ok:
             raise HostFailure(detail)
         return detail

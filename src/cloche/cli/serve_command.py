@@ -25,7 +25,6 @@ def serve(
     from cloche.api.app import create_app
     from cloche.core.backups import start_backup_schedule
     from cloche.core.context import open_context
-    from cloche.core.daemon_service import prepare_socket_directory
     from cloche.core.reconcile import start_reconciler
     from cloche.core.snapshot_scheduler import start_snapshot_scheduler
     from cloche.core.ssh_audit import start_ssh_audit
@@ -36,5 +35,5 @@ def serve(
     start_backup_schedule(context)
     start_snapshot_scheduler(context)
     start_ssh_audit(context)
-    prepare_socket_directory(socket)
+    context.host.services.prepare_socket_directory(socket)
     uvicorn.run(create_app(context), uds=str(socket), log_level="warning", access_log=False)

@@ -1,4 +1,4 @@
-"""Everything a running daemon's use cases share: config, state, audit, LXD, operations."""
+"""The one core module that wires adapters to ports: what a running daemon's use cases share."""
 
 from __future__ import annotations
 
@@ -8,11 +8,35 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
-from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
-from cloche.host import caddy, nftables
+from cloche.core.ports import (
+    Clock,
+    Files,
+    Firewall,
+    HostNetwork,
+    JumpAccounts,
+    KernelSettings,
+    LxdDaemon,
+    LxdServer,
+    Packages,
+    Proxy,
+    Services,
+    Sshd,
+)
+from cloche.host.adapters import (
+    HostFiles,
+    HostFirewall,
+    HostJumpAccounts,
+    HostKernelSettings,
+    HostLxdDaemon,
+    HostNetworkStack,
+    HostPackages,
+    HostProxy,
+    HostServices,
+    HostSshd,
+    SystemClock,
+)
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
@@ -23,80 +47,26 @@ from cloche.store.audit import AuditLog
 from cloche.store.database import Database
 
 
-class JumpAccounts(Protocol):
-    """The host side of SSH access (a fake in unit tests, so they never touch host accounts)."""
-
-    def converge(self, database: Database, user: str) -> None:
-        """Make the user's jump account and its allowed forwards match the database."""
-
-    def remove(self, user: str) -> None:
-        """Remove the user's jump account."""
+def _lxd_server(socket_path: str) -> LxdServer:
+    return Lxd(socket_path)
 
 
-class HostJumpAccounts:
-    """Jump accounts on this host's sshd."""
+@dataclass
+class HostEffects:
+    """The host's ports, wired to this host's adapters (unit tests pass fakes)."""
 
-    def converge(self, database: Database, user: str) -> None:
-        """Make the user's jump account and its allowed forwards match the database."""
-        ssh_access.converge_user(database, user)
-
-    def remove(self, user: str) -> None:
-        """Remove the user's jump account."""
-        ssh_access.remove_user(user)
-
-
-class Firewall(Protocol):
-    """The host's nftables table inet cloche (a fake in unit tests, so they never load rules)."""
-
-    def current(self) -> str | None:
-        """The live table's listing, or None when it does not exist."""
-
-    def apply(self, text: str) -> None:
-        """Check and load an nft script that replaces the table, atomically."""
-
-
-class HostFirewall:
-    """Table inet cloche in this host's root network namespace."""
-
-    def current(self) -> str | None:
-        """The live table's listing, or None when it does not exist."""
-        return nftables.current_ruleset()
-
-    def apply(self, text: str) -> None:
-        """Turn br_netfilter on, then check and load the script (restored on failure)."""
-        nftables.ensure_bridge_netfilter()
-        nftables.apply_ruleset(text)
-
-
-class Proxy(Protocol):
-    """Caddy, which serves http(s) routes (a fake in unit tests, so they never load configs)."""
-
-    def current(self) -> dict[str, Any] | None:
-        """The live config, or None when the proxy does not answer."""
-
-    def load(self, config: dict[str, Any], state_dir: Path) -> None:
-        """Load a whole config atomically (started first if it is not running)."""
-
-    def last_loaded(self, state_dir: Path) -> dict[str, Any] | None:
-        """The config the last successful load gave it, or None before any."""
-
-
-class HostProxy:
-    """The Caddy that cloche runs on this host, driven through its admin API."""
-
-    def current(self) -> dict[str, Any] | None:
-        """The live config, or None when Caddy does not answer."""
-        return caddy.current_config()
-
-    def load(self, config: dict[str, Any], state_dir: Path) -> None:
-        """Start Caddy if it is down, then load config (Caddy keeps the old one on failure)."""
-        if not caddy.caddy_answers():
-            caddy.ensure_caddy(state_dir)
-        caddy.load_config(config, state_dir)
-
-    def last_loaded(self, state_dir: Path) -> dict[str, Any] | None:
-        """The config load_config kept for Caddy's restarts, or None before any."""
-        return caddy.saved_config(state_dir)
+    files: Files = field(default_factory=HostFiles)
+    firewall: Firewall = field(default_factory=HostFirewall)
+    proxy: Proxy = field(default_factory=HostProxy)
+    sshd: Sshd = field(default_factory=HostSshd)
+    jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
+    packages: Packages = field(default_factory=HostPackages)
+    kernel: KernelSettings = field(default_factory=HostKernelSettings)
+    lxd_daemon: LxdDaemon = field(default_factory=HostLxdDaemon)
+    services: Services = field(default_factory=HostServices)
+    network: HostNetwork = field(default_factory=HostNetworkStack)
+    clock: Clock = field(default_factory=SystemClock)
+    lxd_server: Callable[[str], LxdServer] = _lxd_server
 
 
 @dataclass
@@ -111,9 +81,7 @@ class Context:
     # The runtime boundary: unit tests replace these factories with fakes.
     instances_factory: Callable[[str, str], LxdInstances] = LxdInstances.for_project
     projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
-    jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
-    firewall: Firewall = field(default_factory=HostFirewall)
-    proxy: Proxy = field(default_factory=HostProxy)
+    host: HostEffects = field(default_factory=HostEffects)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(
@@ -166,7 +134,7 @@ class Context:
         )
 
 
-def open_context(config: ClocheConfig, state_dir: Path) -> Context:
+def open_context(config: ClocheConfig, state_dir: Path, host: HostEffects | None = None) -> Context:
     """Open the database (migrating it) and the audit log under state_dir."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     database = Database(state_dir / "cloche.db")
@@ -177,4 +145,5 @@ def open_context(config: ClocheConfig, state_dir: Path) -> Context:
         database=database,
         audit=AuditLog(state_dir / "audit.log"),
         operations=OperationRunner(database),
+        host=host or HostEffects(),
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from cloche.core import routes
+from cloche.core import routes, ssh_access
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.firewall import converge_firewall, converge_quietly, egress_of
@@ -280,7 +280,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
         host_keys=read_host_keys(instances, name),
     )
     progress("opening the jump account's forward")
-    context.jump_accounts.converge(context.database, user)
+    ssh_access.converge_user(context, user)
 
 
 def request_action(context: Context, actor: str, user: str, name: str, action: str) -> str:
@@ -319,7 +319,7 @@ def destroy(context: Context, user: str, name: str) -> None:
     context.user_instances(user).delete(name)
     # Its routes go with the record; the firewall and Caddy then drop them too.
     context.database.delete_environment(user, name)
-    context.jump_accounts.converge(context.database, user)
+    ssh_access.converge_user(context, user)
     converge_quietly(context, "cloche")
     routes.after_removal(context, "cloche", had_http_routes)
 

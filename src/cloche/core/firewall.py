@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cloche.core.audited import audited
-from cloche.core.context import Context, open_context
-from cloche.host.files import read_text_or_none, write_atomically
+from cloche.core.context import Context, HostEffects, open_context
+from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.model.egress import DEFAULT_EGRESS, format_egress, parse_egress
@@ -80,12 +80,12 @@ def converge_firewall(context: Context, actor: str) -> bool:
     with context.locked("firewall"):
         text = render_ruleset(desired_policy(context))
         state_file = context.state_dir / STATE_FILE
-        last = read_text_or_none(state_file)
-        before = context.firewall.current()
-        context.firewall.apply(text)
-        after = context.firewall.current()
+        last = context.host.files.read(state_file)
+        before = context.host.firewall.current()
+        context.host.firewall.apply(text)
+        after = context.host.firewall.current()
         if last != text:
-            write_atomically(state_file, text, mode=0o600)
+            context.host.files.write(state_file, text, mode=0o600)
         changed = before != after
         if changed and last == text:
             log.warning("the firewall table %s had drifted; restored it", TABLE)
@@ -106,9 +106,9 @@ def converge_quietly(context: Context, actor: str) -> None:
         log.warning("could not converge the firewall: %s", error)
 
 
-def converge_host_firewall(config: ClocheConfig, state_dir: Path) -> bool:
+def converge_host_firewall(config: ClocheConfig, state_dir: Path, host: HostEffects) -> bool:
     """converge_firewall for 'host init', which runs before (or beside) the daemon."""
-    context = open_context(config, state_dir)
+    context = open_context(config, state_dir, host)
     try:
         return converge_firewall(context, HOST_INIT_ACTOR)
     finally:
@@ -125,12 +125,14 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
         stored = format_egress(parse_egress(egress))
         with context.locked(f"egress:{target}"):
             previous = context.database.get_egress(user_name, env_name)
-            context.database.set_egress(user_name, env_name, stored)
-            try:
+            with Reverter() as revert:
+                context.database.set_egress(user_name, env_name, stored)
+                revert.add(
+                    "put the previous egress back",
+                    lambda: context.database.set_egress(user_name, env_name, previous),
+                )
                 converge_firewall(context, actor)
-            except BaseException:
-                context.database.set_egress(user_name, env_name, previous)
-                raise
+                revert.success()
         return {"user": user_name, "name": env_name, "egress": stored, "previous": previous}
 
 

@@ -113,7 +113,7 @@ def start_reconciler(context: Context) -> threading.Thread:
         passes += 1
         if passes == 1:
             try:
-                ssh_access.converge_all_users(context.database)
+                ssh_access.converge_all_users(context)
             except ClocheError as error:
                 log.warning("could not converge the jump accounts: %s", error)
         reconcile_once(context, startup=passes == 1)

@@ -13,17 +13,15 @@ every minute: drift (a device or Caddy config changed by hand) is repaired and a
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import socket
 from typing import Any, Literal
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.core.firewall import converge_firewall
 from cloche.core.firewall import port_routes as _port_routes
-from cloche.host.ports import host_port_in_use
+from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.errors import ClocheError, Conflict, Invalid
 from cloche.model.names import check_environment_name, check_user_name
@@ -71,11 +69,11 @@ def converge_proxy(context: Context, actor: str) -> ProxyChange:
     with context.locked("proxy"):
         desired = desired_proxy_config(context)
         text = _canonical_json(desired)
-        live = context.proxy.current()
+        live = context.host.proxy.current()
         if live is not None and _canonical_json(live) == text:
             return "unchanged"
-        last = context.proxy.last_loaded(context.state_dir)
-        context.proxy.load(desired, context.state_dir)
+        last = context.host.proxy.last_loaded(context.state_dir)
+        context.host.proxy.load(desired, context.state_dir)
         if last is None or _canonical_json(last) != text:
             return "loaded"
         # What cloche loaded last is still what it wants: someone else changed Caddy.
@@ -173,8 +171,9 @@ def _refuse_auth(route: Route) -> None:
         )
 
 
-def _refuse_busy_port(route: Route) -> None:
-    if isinstance(route, PortRoute) and host_port_in_use(route.protocol, route.host_port):
+def _refuse_busy_port(context: Context, route: Route) -> None:
+    in_use = context.host.network.port_in_use
+    if isinstance(route, PortRoute) and in_use(route.protocol, route.host_port):
         raise Conflict(
             f"Host port {route.host_port}/{route.protocol} is already in use by a program on "
             "the host; choose another HOST_PORT."
@@ -196,14 +195,9 @@ def _undo(context: Context, actor: str, env: EnvironmentRecord, route: Route) ->
         log.warning("could not undo a failed route change on %s: %s", env.qualified_name, error)
 
 
-@functools.cache
-def _fully_qualified_name() -> str:
-    return socket.getfqdn()
-
-
 def _public_host(context: Context) -> str:
     # The name people reach the host by, as in generated ssh configs.
-    return context.config.ssh.host or _fully_qualified_name()
+    return context.config.ssh.host or context.host.network.fqdn()
 
 
 def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
@@ -243,16 +237,18 @@ def publish(context: Context, actor: str, user: str, name: str, spec: str) -> di
             for record in context.database.list_routes(env.user, env.name):
                 if record.spec == route.spec:
                     return {**describe_route(context, record), "changed": False}
-            _refuse_busy_port(route)
-            record = context.database.add_route(
-                env.user, env.name, route.spec, route_endpoint(route)
-            )
-            try:
+            _refuse_busy_port(context, route)
+            with Reverter() as revert:
+                record = context.database.add_route(
+                    env.user, env.name, route.spec, route_endpoint(route)
+                )
+                revert.add("converge without the route", lambda: _undo(context, actor, env, route))
+                revert.add(
+                    "forget the route",
+                    lambda: context.database.remove_route(env.user, env.name, route.spec),
+                )
                 _converge_for(context, actor, env, route)
-            except BaseException:
-                context.database.remove_route(env.user, env.name, route.spec)
-                _undo(context, actor, env, route)
-                raise
+                revert.success()
         return {**describe_route(context, record), "changed": True}
 
 
@@ -262,14 +258,17 @@ def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> 
     with audited(context, actor, "unpublished route", target, {"route": spec[:300]}):
         route = parse_route(spec)
         env = context.database.get_environment(check_user_name(user), check_environment_name(name))
-        with context.locked("routes"):
+        with context.locked("routes"), Reverter() as revert:
             record = context.database.remove_route(env.user, env.name, route.spec)
-            try:
-                _converge_for(context, actor, env, route)
-            except BaseException:
-                context.database.add_route(env.user, env.name, record.spec, record.endpoint)
-                _undo(context, actor, env, route)
-                raise
+            revert.add("converge with the route", lambda: _undo(context, actor, env, route))
+            revert.add(
+                "keep the route",
+                lambda: context.database.add_route(
+                    env.user, env.name, record.spec, record.endpoint
+                ),
+            )
+            _converge_for(context, actor, env, route)
+            revert.success()
         return {
             "user": env.user,
             "name": env.name,

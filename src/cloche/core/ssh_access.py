@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import glob
-import socket
 from pathlib import Path
 
-from cloche.host import sshd
-from cloche.host.files import read_text_or_none, write_atomically
+from cloche.core.context import Context, HostEffects
 from cloche.model.config import ClocheConfig
 from cloche.model.sshkeys import parse_public_key
 from cloche.render.ssh_config import SshTarget, render_known_hosts, render_ssh_config
@@ -18,79 +15,68 @@ from cloche.render.sshd import (
     render_emergency_keys,
     render_sshd_dropin,
 )
-from cloche.store.database import Database
 
 SSHD_LOG = "log/sshd.log"
 
 
-def converge_sshd(config: ClocheConfig, state_dir: Path) -> list[str]:
+def converge_sshd(host: HostEffects, config: ClocheConfig, state_dir: Path) -> list[str]:
     """Run the host sshd with cloche's drop-in (validated, swapped, reloaded); say what changed."""
     changes = []
     keys = [parse_public_key(line).line for line in config.ssh.emergency_keys]
     emergency = render_emergency_keys(keys)
-    if read_text_or_none(Path(EMERGENCY_KEYS_PATH)) != emergency:
-        write_atomically(Path(EMERGENCY_KEYS_PATH), emergency, mode=0o644)
+    if host.files.read(Path(EMERGENCY_KEYS_PATH)) != emergency:
+        host.files.write(Path(EMERGENCY_KEYS_PATH), emergency, mode=0o644)
         changes.append("wrote the emergency admin keys")
-    (state_dir / "log").mkdir(parents=True, exist_ok=True)
-    if sshd.ensure_sshd_running(log_file=state_dir / SSHD_LOG):
+    if host.sshd.ensure_running(log_file=state_dir / SSHD_LOG):
         changes.append("started sshd")
-    if sshd.apply_sshd_dropin(render_sshd_dropin(SshdSettings())):
-        changes.append(f"applied {sshd.DROPIN_PATH} and reloaded sshd")
+    if host.sshd.apply_dropin(render_sshd_dropin(SshdSettings())):
+        changes.append(f"applied {host.sshd.dropin_path} and reloaded sshd")
     return changes
 
 
-def converge_user(database: Database, user: str) -> None:
-    """The user's jump account exists and may forward only to their ready environments' port 22."""
-    sshd.ensure_jump_account(user)
+def jump_keys(context: Context, user: str) -> str:
+    """The user's jump authorized_keys: each key may forward only to their ready envs' port 22."""
+    database = context.database
     keys = [key.public_key for key in database.list_keys(user)]
     destinations = [
         f"{env.address}:22"
         for env in database.list_environments(user)
         if env.address and env.status == "ready"
     ]
-    sshd.write_authorized_keys(user, render_authorized_keys(keys, destinations))
+    return render_authorized_keys(keys, destinations)
 
 
-def remove_user(user: str) -> None:
-    """Remove the user's jump account and its keys file."""
-    sshd.remove_authorized_keys(user)
-    sshd.remove_jump_account(user)
+def converge_user(context: Context, user: str) -> None:
+    """The user's jump account exists and may forward only to their ready environments."""
+    context.host.jump_accounts.ensure(user)
+    context.host.jump_accounts.write_keys(user, jump_keys(context, user))
 
 
-def converge_all_users(database: Database) -> None:
+def converge_all_users(context: Context) -> None:
     """Every user's jump account and keys file, as at daemon start."""
-    for user in database.list_users():
-        converge_user(database, user.name)
-
-
-def host_public_keys() -> list[str]:
-    """The host sshd's own public keys ('type base64'), pinned in generated configs."""
-    keys = []
-    for path in sorted(glob.glob("/etc/ssh/ssh_host_*_key.pub")):
-        parts = Path(path).read_text().split()
-        if len(parts) >= 2:
-            keys.append(f"{parts[0]} {parts[1]}")
-    return keys
+    for user in context.database.list_users():
+        converge_user(context, user.name)
 
 
 def ssh_config(
-    database: Database,
-    config: ClocheConfig,
+    context: Context,
     user: str,
     host: str | None,
     port: int | None,
     known_hosts_path: str,
 ) -> dict[str, str]:
     """The ssh_config text and the known_hosts text for one user's environments."""
+    database, config = context.database, context.config
     database.get_user(user)
-    jump_host = host or config.ssh.host or socket.getfqdn()
+    jump_host = host or config.ssh.host or context.host.network.fqdn()
     jump_port = port or config.ssh.port
     targets = [
         SshTarget(env.name, env.address, dict(env.host_keys or {}))
         for env in database.list_environments(user)
         if env.address and env.status == "ready"
     ]
+    host_keys = context.host.sshd.host_public_keys()
     return {
         "config": render_ssh_config(user, jump_host, jump_port, known_hosts_path, targets),
-        "known_hosts": render_known_hosts(user, jump_host, jump_port, host_public_keys(), targets),
+        "known_hosts": render_known_hosts(user, jump_host, jump_port, host_keys, targets),
     }

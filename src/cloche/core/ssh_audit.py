@@ -11,9 +11,6 @@ import threading
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
 from cloche.core.ssh_access import SSHD_LOG
-from cloche.host.logs import new_file_lines, new_journal_lines
-from cloche.host.lxd_daemon import systemd_is_running
-from cloche.host.sshd import SYSTEMD_UNIT
 from cloche.model.sshlog import parse_auth_line
 
 log = logging.getLogger(__name__)
@@ -22,10 +19,7 @@ POLL_SECONDS = 1.0
 
 def audit_new_authentications(context: Context) -> int:
     """Record the new authentication lines of cloche users; return how many were recorded."""
-    if systemd_is_running():
-        lines = new_journal_lines(SYSTEMD_UNIT, context.state_dir / "sshd.cursor")
-    else:
-        lines = new_file_lines(context.state_dir / SSHD_LOG, context.state_dir / "sshd.offset")
+    lines = context.host.sshd.new_log_lines(context.state_dir, context.state_dir / SSHD_LOG)
     users = {user.name for user in context.database.list_users()} if lines else set()
     recorded = 0
     for line in lines:

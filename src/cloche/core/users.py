@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import asdict
 from typing import Any
 
-from cloche.core import environments
+from cloche.core import environments, ssh_access
 from cloche.core.audited import audited
 from cloche.core.context import Context
 from cloche.model.audit import JsonValue
@@ -89,7 +89,7 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                 for key in keys:
                     context.database.add_key(user.name, key.fingerprint, key.line, key.comment)
                 converge_project(context, user)
-                context.jump_accounts.converge(context.database, user.name)
+                ssh_access.converge_user(context, user.name)
             except Exception:
                 # Nothing half-made: the project (if any) and the record go together.
                 projects = context.projects()
@@ -97,7 +97,7 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                     if projects.get_project(project_name(user.name)) is not None:
                         projects.delete_project(project_name(user.name))
                 with contextlib.suppress(ClocheError):
-                    context.jump_accounts.remove(user.name)
+                    context.host.jump_accounts.remove(user.name)
                 context.database.delete_user(user.name)
                 raise
         return describe_user(context, user)
@@ -150,7 +150,7 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
 
 
 def _push_keys(context: Context, user: str) -> None:
-    context.jump_accounts.converge(context.database, user)
+    ssh_access.converge_user(context, user)
     for env in context.database.list_environments(user):
         if env.status == "ready":
             environments.install_keys(context, user, env.name)
@@ -201,7 +201,7 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
                 for instance in instances.list():
                     instances.delete(instance.name)
                 projects.delete_project(project)
-            context.jump_accounts.remove(name)
+            context.host.jump_accounts.remove(name)
             context.database.delete_user(name)
 
     return context.operations.submit("remove user", target, work)

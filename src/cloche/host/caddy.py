@@ -24,10 +24,10 @@ from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.lxd_daemon import systemd_is_running
 from cloche.host.run import run
 from cloche.model.errors import HostFailure, Invalid
+from cloche.model.paths import CADDY_ADMIN_LISTEN
 
 CADDY_SERVICE = "cloche-caddy"
-# The same default as render.caddy.DEFAULT_ADMIN_LISTEN (host may not import render).
-ADMIN_LISTEN = "127.0.0.1:2019"
+ADMIN_LISTEN = CADDY_ADMIN_LISTEN
 CADDY_BINARY = "/usr/bin/caddy"
 UNIT_PATH = Path(f"/etc/systemd/system/{CADDY_SERVICE}.service")
 # Debian's own unit serves /etc/caddy/Caddyfile on ports 80 and 443 and the same admin port.
@@ -74,12 +74,6 @@ def log_path(state_dir: Path) -> Path:
 def minimal_config(admin_listen: str = ADMIN_LISTEN) -> dict[str, Any]:
     """A config with the admin API only: what Caddy starts with before any route is loaded."""
     return {"admin": {"listen": admin_listen, "config": {"persist": False}}}
-
-
-def route_count(config: dict[str, Any]) -> int:
-    """How many routes the http servers of a Caddy config have."""
-    servers = config.get("apps", {}).get("http", {}).get("servers", {})
-    return sum(len(server.get("routes", [])) for server in servers.values())
 
 
 def _client(admin_listen: str, timeout: float) -> httpx.Client:

@@ -7,24 +7,6 @@ from collections.abc import Sequence
 
 from cloche.host.run import run
 
-REQUIRED_PACKAGES: tuple[str, ...] = (
-    "lxd",
-    "lxd-client",
-    "lxcfs",
-    "debootstrap",
-    "btrfs-progs",
-    "openssh-server",
-    "openssh-client",
-    "nftables",
-    "caddy",
-    "restic",
-    "zstd",
-    "xz-utils",
-    "iproute2",
-    "ca-certificates",
-    "curl",
-)
-
 
 def missing_packages(names: Sequence[str]) -> list[str]:
     """The packages of names that dpkg does not list as installed."""

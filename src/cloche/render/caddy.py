@@ -14,19 +14,19 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from cloche.model.errors import Conflict, Invalid
+from cloche.model.paths import CADDY_ADMIN_LISTEN
 from cloche.model.routes import PublishedHttpRoute
 
 TlsMode = Literal["internal", "acme"]
 HTTPS_SERVER = "cloche_https"
 HTTP_SERVER = "cloche_http"
-DEFAULT_ADMIN_LISTEN = "127.0.0.1:2019"
 
 
 def render_caddy_config(
     routes: Sequence[PublishedHttpRoute],
     *,
     tls: TlsMode,
-    admin_listen: str = DEFAULT_ADMIN_LISTEN,
+    admin_listen: str = CADDY_ADMIN_LISTEN,
     http_port: int = 80,
     https_port: int = 443,
     acme_email: str | None = None,
@@ -134,3 +134,9 @@ def _tls_policy(domains: list[str], tls: TlsMode, acme_email: str | None) -> dic
     if tls == "acme" and acme_email is not None:
         issuer["email"] = acme_email
     return {"subjects": domains, "issuers": [issuer]}
+
+
+def route_count(config: dict[str, Any]) -> int:
+    """How many routes the http servers of a Caddy config have."""
+    servers = config.get("apps", {}).get("http", {}).get("servers", {})
+    return sum(len(server.get("routes", [])) for server in servers.values())

@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pylxd import exceptions as lxd_errors
 
 from cloche.model.errors import Conflict, NotFound
+from cloche.model.host import LxdObject
 from cloche.runtime.instances import ROLE_TEMPLATE, LxdInstances
-from cloche.runtime.lxd import Lxd, LxdObject
+from cloche.runtime.lxd import Lxd
 from cloche.runtime.lxd_errors import translate
 
 Action = Literal["created", "updated", "kept"]
