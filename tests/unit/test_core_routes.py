@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cloche.api.app import create_app
-from cloche.core import environments, reconcile, routes
+from cloche.core import environments, new_environment, reconcile, routes
 from cloche.model.config import ClocheConfig, parse_config
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
 from cloche.model.routes import PortRoute, RouteError
@@ -239,7 +239,7 @@ def test_a_copied_instance_loses_the_originals_devices_before_it_starts(
     routes.publish(context, "alice", "alice", "web", f"tcp://{port}:22")
     copied = devices(context, "alice", "web")[f"cloche-tcp-{port}"]
     context.fake.instances[project_name("alice")]["db"].info.devices[f"cloche-tcp-{port}"] = copied
-    environments.start_new_environment(context, "alice", "db", lambda message: None)
+    new_environment.start_new_environment(context, "alice", "db", lambda message: None)
     assert f"cloche-tcp-{port}" not in devices(context, "alice", "db")
     assert f"cloche-tcp-{port}" in devices(context, "alice", "web")
 

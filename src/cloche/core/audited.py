@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from cloche.core.context import Context
@@ -43,3 +43,22 @@ def audited(
         raise
     if not only_failure:
         context.record(actor, action, target, details=details)
+
+
+def submit_audited(
+    context: Context,
+    actor: str,
+    action: str,
+    target: str,
+    work: Callable[[Callable[[str], None]], object],
+    details: Mapping[str, JsonValue] | None = None,
+    *,
+    kind: str,
+) -> str:
+    """Run work(progress) as a background operation of kind, audited once when it ends."""
+
+    def audited_work(progress: Callable[[str], None]) -> None:
+        with audited(context, actor, action, target, details):
+            work(progress)
+
+    return context.operations.submit(kind, target, audited_work)

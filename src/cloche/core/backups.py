@@ -23,11 +23,7 @@ import yaml
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
-from cloche.core.environments import (
-    check_new_environment,
-    record_new_environment,
-    start_new_environment,
-)
+from cloche.core.new_environment import Newborn, build, reserve, start_new_environment
 from cloche.core.periodic import run_every
 from cloche.host import secrets
 from cloche.host.restic import restic, restic_stdin, restic_to_file
@@ -470,11 +466,10 @@ def _restore_as_new(
     progress(f"reading backup {snapshot.short_id} from {repository.name}")
     with _dumped(context, repository, snapshot, *source) as tarball:
         limits, profile = _limits_of(_instance_facts(tarball))
-        check_new_environment(context, user, name, limits)
-        address = record_new_environment(
-            context, user, name, image_alias(context.config.image.release), profile, limits
-        )
-        try:
+        newborn = Newborn(user, name, image_alias(context.config.image.release), profile, limits)
+        address = reserve(context, newborn)
+
+        def make(address: str, progress: Progress) -> None:
             progress("importing into LXD")
             exports.import_backup(name, tarball, context.config.storage.pool)
             # A new MAC, and the image's 'copy' templates: a new machine-id and SSH host keys.
@@ -484,13 +479,8 @@ def _restore_as_new(
                 forget_mac=True,
                 new_identity=True,
             )
-            start_new_environment(context, user, name, progress)
-        except BaseException:
-            progress("cleaning up")
-            with contextlib.suppress(ClocheError):
-                instances.delete(name)
-            context.database.delete_environment(user, name)
-            raise
+
+        build(context, newborn, address, make, progress)
     return {"address": address, "limits": limits.describe()}
 
 

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from cloche.core import routes, ssh_access
-from cloche.core.audited import audited
+from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
-from cloche.core.firewall import converge_firewall, converge_quietly, egress_of
-from cloche.model.addresses import allocate_address
+from cloche.core.firewall import converge_quietly, egress_of
+from cloche.core.new_environment import Newborn, build, quota_of, reserve, usage_of
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
-from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid
+from cloche.model.errors import Invalid
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
-from cloche.model.quota import Quota, Usage, check_fits
-from cloche.model.records import EnvironmentRecord, Profile, UserRecord
+from cloche.model.quota import Usage, check_fits
+from cloche.model.records import EnvironmentRecord
 from cloche.model.units import format_size
-from cloche.render.account import OWNER_UID, account_script, authorized_keys
+from cloche.render.account import OWNER_UID
 from cloche.render.image import image_alias
 from cloche.render.instance import (
     instance_request,
@@ -29,32 +28,10 @@ from cloche.render.instance import (
     template_request,
 )
 from cloche.render.lxd import static_nic
-from cloche.runtime.instances import BootFailure, ExecResult, InstanceState, LxdInstances
+from cloche.runtime.instances import ExecResult, InstanceState
 
 Progress = Callable[[str], None]
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}
-
-
-def quota_of(user: UserRecord) -> Quota:
-    return Quota(
-        max_envs=user.max_envs,
-        cpu=user.cpu,
-        memory_bytes=user.memory_bytes,
-        disk_bytes=user.disk_bytes,
-    )
-
-
-def usage_of(env: EnvironmentRecord) -> Usage:
-    return Usage(cpu=env.cpu, memory_bytes=env.memory_bytes, disk_bytes=env.disk_bytes)
-
-
-def limits_of(env: EnvironmentRecord) -> Limits:
-    return Limits(
-        cpu=env.cpu,
-        memory_bytes=env.memory_bytes,
-        disk_bytes=env.disk_bytes,
-        processes=env.processes,
-    )
 
 
 def checked_names(user: str, name: str) -> tuple[str, str]:
@@ -115,32 +92,6 @@ def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
     return {**describe(context, env), "routes": routes}
 
 
-def install_keys(context: Context, user: str, name: str) -> None:
-    """Write the owner's account, sudo rule and current keys inside a running environment."""
-    keys = [key.public_key for key in context.database.list_keys(user)]
-    result = context.user_instances(user).exec(
-        name,
-        ["sh", "-c", account_script(user)],
-        stdin=authorized_keys(keys),
-        timeout=60,
-    )
-    if not result.ok:
-        raise Invalid(
-            f"Setting up the account of {user} in {user}/{name} failed: "
-            f"{result.stderr.decode(errors='replace').strip()[-300:]}; check the image."
-        )
-
-
-def read_host_keys(instances: LxdInstances, name: str) -> dict[str, str]:
-    result = instances.exec(name, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"], timeout=30)
-    keys = {}
-    for line in result.text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            keys[parts[0]] = f"{parts[0]} {parts[1]}"
-    return keys
-
-
 def request_create(context: Context, actor: str, command: NewEnvironment) -> str:
     """Check and record a new environment now; build it in the background; return the op id."""
     target = f"{command.user}/{command.name}"
@@ -152,9 +103,9 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
             disk_bytes=command.disk_bytes,
             processes=command.processes or PROFILE_PROCESSES[command.profile],
         )
-        check_new_environment(context, user_name, name, limits)
         image = command.image or image_alias(context.config.image.release)
-        address = record_new_environment(context, user_name, name, image, command.profile, limits)
+        newborn = Newborn(user_name, name, image, command.profile, limits)
+        address = reserve(context, newborn)
     details: dict[str, JsonValue] = {
         "profile": command.profile,
         "image": image,
@@ -162,81 +113,22 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
         "address": address,
     }
 
-    def work(progress: Progress) -> None:
-        with audited(context, actor, "created environment", target, details):
-            try:
-                _build(context, user_name, name, image, command.profile, limits, address, progress)
-            except BaseException as error:
-                progress("cleaning up")
-                with contextlib.suppress(ClocheError):
-                    context.user_instances(user_name).delete(name)
-                context.database.delete_environment(user_name, name)
-                if isinstance(error, BootFailure):
-                    raise HostFailure(f"{error} {_console_tail(error.console_tail)}") from error
-                raise
+    def make(address: str, progress: Progress) -> None:
+        _copy_template(context, newborn, address, progress)
 
-    return context.operations.submit("create environment", target, work)
-
-
-def _console_tail(text: str, lines: int = 8) -> str:
-    tail = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
-    return f"Last console lines: {' | '.join(tail)}" if tail else "The console log is empty."
-
-
-def check_new_environment(context: Context, user: str, name: str, limits: Limits) -> None:
-    """Refuse a name the user already has, or limits that would take them over their quota."""
-    owner = context.database.get_user(user)
-    others = context.database.list_environments(user)
-    if any(env.name == name for env in others):
-        raise Conflict(
-            f"Environment {user}/{name} already exists; choose another name or remove it first."
-        )
-    check_fits(
-        user,
-        quota_of(owner),
-        [usage_of(env) for env in others],
-        Usage(limits.cpu, limits.memory_bytes, limits.disk_bytes),
-        new=True,
+    return submit_audited(
+        context,
+        actor,
+        "created environment",
+        target,
+        lambda progress: build(context, newborn, address, make, progress),
+        details,
+        kind="create environment",
     )
 
 
-def record_new_environment(
-    context: Context,
-    user: str,
-    name: str,
-    image: str,
-    profile: Profile,
-    limits: Limits,
-) -> str:
-    """Record the environment as 'creating' with the lowest free static address."""
-    with context.locked("addresses"):
-        used = [env.address for env in context.database.list_environments() if env.address]
-        address = allocate_address(context.config.network.subnet, used)
-        context.database.add_environment(
-            user,
-            name,
-            image=image,
-            profile=profile,
-            cpu=limits.cpu,
-            memory_bytes=limits.memory_bytes,
-            disk_bytes=limits.disk_bytes,
-            processes=limits.processes,
-            status="creating",
-            address=address,
-        )
-    return address
-
-
-def _build(
-    context: Context,
-    user: str,
-    name: str,
-    image: str,
-    profile: str,
-    limits: Limits,
-    address: str,
-    progress: Progress,
-) -> None:
+def _copy_template(context: Context, newborn: Newborn, address: str, progress: Progress) -> None:
+    user, image = newborn.user, newborn.image
     instances = context.user_instances(user)
     pool = context.config.storage.pool
     with context.locked(f"template:{user}:{image}"):
@@ -244,43 +136,15 @@ def _build(
         instances.ensure_template(template_request(image, user, pool))
         progress("copying the template")
         request = instance_request(
-            name,
-            profile=profile,
-            limits=limits,
+            newborn.name,
+            profile=newborn.profile,
+            limits=newborn.limits,
             user=user,
             pool=pool,
             source_instance=template_name(image),
         )
         request["devices"]["eth0"] = static_nic(context.config.network.bridge, address)
         instances.create_from_template(request)
-    start_new_environment(context, user, name, progress)
-
-
-def start_new_environment(context: Context, user: str, name: str, progress: Progress) -> None:
-    """Start a just-made environment and make it ready: firewall, boot, account, keys, jump."""
-    instances = context.user_instances(user)
-    # Before the start, so the new address is never in a stale tenant set (of a removed env).
-    progress("applying the firewall")
-    converge_firewall(context, "cloche")
-    # A copy (restore as new) must not bring the original's proxy devices onto its host ports;
-    # an import in place gets today's routes rather than those of the backup's time.
-    routes.converge_devices(context, context.database.get_environment(user, name))
-    progress("starting (its own machine-id and SSH host keys)")
-    instances.start(name)
-    progress("waiting for systemd")
-    instances.wait_until_booted(name)
-    progress("setting up the account")
-    install_keys(context, user, name)
-    state = instances.state(name)
-    context.database.update_environment(
-        user,
-        name,
-        status="ready",
-        state_hint=state.status,
-        host_keys=read_host_keys(instances, name),
-    )
-    progress("opening the jump account's forward")
-    ssh_access.converge_user(context, user)
 
 
 def request_action(context: Context, actor: str, user: str, name: str, action: str) -> str:
@@ -293,23 +157,24 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         env = context.database.get_environment(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
-        with audited(context, actor, f"{past} environment", target):
-            instances = context.user_instances(env.user)
-            progress(f"{action}ing")
-            if action in ("start", "restart"):
-                if action == "restart":
-                    instances.stop(env.name)
-                instances.start(env.name)
-                progress("waiting for systemd")
-                instances.wait_until_booted(env.name)
-            else:
+        instances = context.user_instances(env.user)
+        progress(f"{action}ing")
+        if action in ("start", "restart"):
+            if action == "restart":
                 instances.stop(env.name)
-            state = instances.state(env.name)
-            context.database.update_environment(
-                env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
-            )
+            instances.start(env.name)
+            progress("waiting for systemd")
+            instances.wait_until_booted(env.name)
+        else:
+            instances.stop(env.name)
+        state = instances.state(env.name)
+        context.database.update_environment(
+            env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
+        )
 
-    return context.operations.submit(f"{action} environment", target, work)
+    return submit_audited(
+        context, actor, f"{past} environment", target, work, kind=f"{action} environment"
+    )
 
 
 def destroy(context: Context, user: str, name: str) -> None:
@@ -331,11 +196,12 @@ def request_remove(context: Context, actor: str, user: str, name: str) -> str:
         env = context.database.get_environment(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
-        with audited(context, actor, "removed environment", target):
-            progress("deleting")
-            destroy(context, env.user, env.name)
+        progress("deleting")
+        destroy(context, env.user, env.name)
 
-    return context.operations.submit("remove environment", target, work)
+    return submit_audited(
+        context, actor, "removed environment", target, work, kind="remove environment"
+    )
 
 
 def resize(

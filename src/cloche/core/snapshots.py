@@ -7,7 +7,6 @@ one audit event; the restores are operations (the environment restarts, or a new
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -15,20 +14,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloche.core import routes
-from cloche.core.audited import audited
+from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
-from cloche.core.environments import (
-    check_new_environment,
-    checked_names,
+from cloche.core.environments import checked_names
+from cloche.core.new_environment import (
+    Newborn,
+    build,
     install_keys,
     limits_of,
     read_host_keys,
-    record_new_environment,
-    start_new_environment,
+    reserve,
 )
 from cloche.model.audit import JsonValue
 from cloche.model.config import SnapshotsConfig
-from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.errors import Conflict, Invalid
 from cloche.model.names import check_environment_name
 from cloche.model.records import EnvironmentRecord
 from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
@@ -134,31 +133,32 @@ def request_restore(context: Context, actor: str, user: str, name: str, snapshot
         context.user_instances(env.user).require_snapshot(env.name, snapshot)
 
     def work(progress: Progress) -> None:
-        with audited(context, actor, "restored environment", target, details):
-            instances = context.user_instances(env.user)
-            with context.locked(f"env:{target}"):
-                progress(f"restoring {snapshot} (the environment restarts)")
-                instances.restore_snapshot(env.name, snapshot)
-                # The snapshot holds the limits of its time; the record holds today's.
-                current = context.database.get_environment(env.user, env.name)
-                instances.set_limits(env.name, limits_of(current))
-                # ... and the proxy devices of its time: today's routes are in the database.
-                routes.converge_devices(context, current)
-                progress("starting")
-                instances.start(env.name)
-                progress("waiting for systemd")
-                instances.wait_until_booted(env.name)
-                progress("setting up the account (today's keys)")
-                install_keys(context, env.user, env.name)
-                state = instances.state(env.name)
-                context.database.update_environment(
-                    env.user,
-                    env.name,
-                    state_hint=state.status,
-                    host_keys=read_host_keys(instances, env.name),
-                )
+        instances = context.user_instances(env.user)
+        with context.locked(f"env:{target}"):
+            progress(f"restoring {snapshot} (the environment restarts)")
+            instances.restore_snapshot(env.name, snapshot)
+            # The snapshot holds the limits of its time; the record holds today's.
+            current = context.database.get_environment(env.user, env.name)
+            instances.set_limits(env.name, limits_of(current))
+            # ... and the proxy devices of its time: today's routes are in the database.
+            routes.converge_devices(context, current)
+            progress("starting")
+            instances.start(env.name)
+            progress("waiting for systemd")
+            instances.wait_until_booted(env.name)
+            progress("setting up the account (today's keys)")
+            install_keys(context, env.user, env.name)
+            state = instances.state(env.name)
+            context.database.update_environment(
+                env.user,
+                env.name,
+                state_hint=state.status,
+                host_keys=read_host_keys(context, env.user, env.name),
+            )
 
-    return context.operations.submit("restore environment", target, work)
+    return submit_audited(
+        context, actor, "restored environment", target, work, details, kind="restore environment"
+    )
 
 
 def request_restore_as_new(
@@ -167,50 +167,51 @@ def request_restore_as_new(
     """Make a new environment from a snapshot (new address, MAC, machine-id, host keys)."""
     target = f"{user}/{new_name}"
     details: dict[str, JsonValue] = {"source": f"{user}/{name}", "snapshot": snapshot}
-    with audited(context, actor, "restored environment as new", target, details, only_failure=True):
+    action = "restored environment as new"
+    with audited(context, actor, action, target, details, only_failure=True):
         source = _ready(context, user, name)
-        check_environment_name(new_name)
-        limits = limits_of(source)
-        check_new_environment(context, source.user, new_name, limits)
-        instances = context.user_instances(source.user)
-        instances.require_snapshot(source.name, snapshot)
-        address = record_new_environment(
-            context, source.user, new_name, source.image, source.profile, limits
+        newborn = Newborn(
+            source.user,
+            check_environment_name(new_name),
+            source.image,
+            source.profile,
+            limits_of(source),
         )
+        context.user_instances(source.user).require_snapshot(source.name, snapshot)
+        address = reserve(context, newborn)
         if source.snapshot_policy is not None:
             context.database.update_environment(
                 source.user, new_name, snapshot_policy=source.snapshot_policy
             )
-    details.update({"address": address, "limits": limits.describe()})
+    details.update({"address": address, "limits": newborn.limits.describe()})
 
-    def work(progress: Progress) -> None:
-        with audited(context, actor, "restored environment as new", target, details):
-            try:
-                _build_from_snapshot(context, source, snapshot, new_name, address, progress)
-            except BaseException:
-                progress("cleaning up")
-                with contextlib.suppress(ClocheError):
-                    instances.delete(new_name)
-                context.database.delete_environment(source.user, new_name)
-                raise
+    def make(address: str, progress: Progress) -> None:
+        _copy_snapshot(context, source, snapshot, newborn, address, progress)
 
-    return context.operations.submit("restore environment as new", target, work)
+    return submit_audited(
+        context,
+        actor,
+        action,
+        target,
+        lambda progress: build(context, newborn, address, make, progress),
+        details,
+        kind="restore environment as new",
+    )
 
 
-def _build_from_snapshot(
+def _copy_snapshot(
     context: Context,
     source: EnvironmentRecord,
     snapshot: str,
-    new_name: str,
+    newborn: Newborn,
     address: str,
     progress: Progress,
 ) -> None:
-    instances = context.user_instances(source.user)
     request = instance_request(
-        new_name,
-        profile=source.profile,
-        limits=limits_of(source),
-        user=source.user,
+        newborn.name,
+        profile=newborn.profile,
+        limits=newborn.limits,
+        user=newborn.user,
         pool=context.config.storage.pool,
         source_instance=f"{source.name}/{snapshot}",
     )
@@ -218,8 +219,7 @@ def _build_from_snapshot(
     # The source's lock keeps the scheduler from pruning the snapshot while it is copied.
     with context.locked(f"env:{source.qualified_name}"):
         progress(f"copying {source.name}/{snapshot}")
-        instances.create_from_snapshot(request)
-    start_new_environment(context, source.user, new_name, progress)
+        context.user_instances(source.user).create_from_snapshot(request)
 
 
 def describe_policy(context: Context, env: EnvironmentRecord) -> dict[str, Any]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict
 from typing import Any
 
 from cloche.core import environments, ssh_access
-from cloche.core.audited import audited
+from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
+from cloche.core.new_environment import install_keys
+from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.commands import NewUser, QuotaChanges
-from cloche.model.errors import ClocheError, Conflict
+from cloche.model.errors import Conflict
 from cloche.model.limits import ProjectQuotas
 from cloche.model.names import check_user_name
 from cloche.model.records import UserRecord
@@ -85,21 +86,19 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                 memory_bytes=command.memory_bytes,
                 disk_bytes=command.disk_bytes,
             )
-            try:
+            # Nothing half-made: the project (if any), the account and the record go together.
+            with Reverter() as revert:
+                revert.add("forget the user", lambda: context.database.delete_user(user.name))
+                revert.add("remove the project", lambda: _remove_project(context, user.name))
+                revert.add(
+                    "remove the jump account",
+                    lambda: context.host.jump_accounts.remove(user.name),
+                )
                 for key in keys:
                     context.database.add_key(user.name, key.fingerprint, key.line, key.comment)
                 converge_project(context, user)
                 ssh_access.converge_user(context, user.name)
-            except Exception:
-                # Nothing half-made: the project (if any) and the record go together.
-                projects = context.projects()
-                with contextlib.suppress(ClocheError):
-                    if projects.get_project(project_name(user.name)) is not None:
-                        projects.delete_project(project_name(user.name))
-                with contextlib.suppress(ClocheError):
-                    context.host.jump_accounts.remove(user.name)
-                context.database.delete_user(user.name)
-                raise
+                revert.success()
         return describe_user(context, user)
 
 
@@ -135,17 +134,19 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
                 memory_bytes=changes.memory_bytes or before.memory_bytes,
                 disk_bytes=changes.disk_bytes or before.disk_bytes,
             )
-            try:
-                converge_project(context, user)
-            except Exception:
-                context.database.update_user_quotas(
-                    name,
-                    max_envs=before.max_envs,
-                    cpu=before.cpu,
-                    memory_bytes=before.memory_bytes,
-                    disk_bytes=before.disk_bytes,
+            with Reverter() as revert:
+                revert.add(
+                    "put the previous quotas back",
+                    lambda: context.database.update_user_quotas(
+                        name,
+                        max_envs=before.max_envs,
+                        cpu=before.cpu,
+                        memory_bytes=before.memory_bytes,
+                        disk_bytes=before.disk_bytes,
+                    ),
                 )
-                raise
+                converge_project(context, user)
+                revert.success()
         return describe_user(context, user)
 
 
@@ -153,7 +154,7 @@ def _push_keys(context: Context, user: str) -> None:
     ssh_access.converge_user(context, user)
     for env in context.database.list_environments(user):
         if env.status == "ready":
-            environments.install_keys(context, user, env.name)
+            install_keys(context, user, env.name)
 
 
 def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any]:
@@ -189,19 +190,25 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
             )
 
     def work(progress: environments.Progress) -> None:
-        with audited(context, actor, "removed user", target, {"purge": purge}):
-            for env in context.database.list_environments(name):
-                progress(f"deleting {name}/{env.name}")
-                environments.destroy(context, name, env.name)
-            progress("deleting the LXD project")
-            project = project_name(name)
-            projects = context.projects()
-            if projects.get_project(project) is not None:
-                instances = context.instances(project)
-                for instance in instances.list():
-                    instances.delete(instance.name)
-                projects.delete_project(project)
-            context.host.jump_accounts.remove(name)
-            context.database.delete_user(name)
+        for env in context.database.list_environments(name):
+            progress(f"deleting {name}/{env.name}")
+            environments.destroy(context, name, env.name)
+        progress("deleting the LXD project")
+        _remove_project(context, name)
+        context.host.jump_accounts.remove(name)
+        context.database.delete_user(name)
 
-    return context.operations.submit("remove user", target, work)
+    return submit_audited(
+        context, actor, "removed user", target, work, {"purge": purge}, kind="remove user"
+    )
+
+
+def _remove_project(context: Context, user: str) -> None:
+    """Delete the user's LXD project, with any instance left in it (a template, say)."""
+    project = project_name(user)
+    projects = context.projects()
+    if projects.get_project(project) is not None:
+        instances = context.instances(project)
+        for instance in instances.list():
+            instances.delete(instance.name)
+        projects.delete_project(project)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from cloche.model.errors import HostFailure
+from cloche.model.text import output_tail
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,6 @@ class Completed:
     def ok(self) -> bool:
         """True when the command exited with status 0."""
         return self.returncode == 0
-
-
-def _tail(text: str, lines: int = 5) -> str:
-    return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
 
 
 def run(
@@ -71,7 +68,8 @@ def run(
         ) from error
     result = Completed(command, finished.returncode, finished.stdout, finished.stderr)
     if check and not result.ok:
-        detail = _tail(result.stderr) or _tail(result.stdout) or "no output"
+        output = result.stderr.strip() or result.stdout
+        detail = output_tail(output, lines=5) or "no output"
         raise HostFailure(
             f"'{' '.join(command[:3])}' failed with exit status {result.returncode}: {detail}"
         )
