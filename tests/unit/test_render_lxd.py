@@ -8,8 +8,8 @@ import pytest
 
 from cloche.model.config import ClocheConfig, load_config_text
 from cloche.model.errors import Conflict, NotFound
+from cloche.model.host import LxdObject
 from cloche.render.lxd import (
-    Observed,
     network_request,
     plan_lxd,
     profile_request,
@@ -48,18 +48,19 @@ def test_device_and_ipv6_requests_golden() -> None:
     )
 
 
-def _as_observed(request: dict[str, object], **changes: object) -> Observed:
-    observed = Observed(
+def _as_observed(request: dict[str, object], **changes: object) -> LxdObject:
+    observed = LxdObject(
+        name=str(request.get("name", "")),
         description=str(request.get("description", "")),
         config=dict(request.get("config", {})),  # type: ignore[call-overload]
         driver=str(request.get("driver", "")),
-        network_type=str(request.get("type", "")),
-        devices=request.get("devices"),  # type: ignore[arg-type]
+        kind=str(request.get("type", "")),
+        devices=request.get("devices") or {},  # type: ignore[arg-type]
     )
     return dataclasses.replace(observed, **changes)  # type: ignore[arg-type]
 
 
-def _converged(config: ClocheConfig) -> tuple[Observed, Observed, Observed]:
+def _converged(config: ClocheConfig) -> tuple[LxdObject, LxdObject, LxdObject]:
     pool = storage_pool_request(config.storage)
     pool["config"] = {**pool["config"], "source": "/var/lib/lxd/disks/cloche.img"}
     return (

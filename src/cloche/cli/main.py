@@ -5,13 +5,15 @@ from __future__ import annotations
 import typer
 
 from cloche import __version__
-from cloche.cli.api_commands import audit_app, register_environment_commands, user_app
+from cloche.cli.audit_commands import audit_app
 from cloche.cli.backup_commands import backup_app
+from cloche.cli.environment_commands import register_environment_commands
 from cloche.cli.host_commands import host_app
 from cloche.cli.image_commands import image_app
 from cloche.cli.network_commands import register_network_commands
 from cloche.cli.serve_command import serve
 from cloche.cli.snapshot_commands import register_snapshot_commands
+from cloche.cli.user_commands import user_app
 
 app = typer.Typer(
     help="cloche: isolated, persistent Linux environments on one host.",

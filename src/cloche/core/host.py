@@ -14,12 +14,12 @@ from cloche.core.daemon_service import daemon_health, ensure_daemon
 from cloche.core.ports import Files, LxdServer
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
-from cloche.model.host import REQUIRED_PACKAGES, LxdObject
+from cloche.model.host import REQUIRED_PACKAGES
 from cloche.model.paths import CADDY_ADMIN_LISTEN
 from cloche.render import sysctl as sysctl_render
 from cloche.render.caddy import route_count
 from cloche.render.config import render_config_yaml
-from cloche.render.lxd import Kind, Observed, Step, plan_lxd
+from cloche.render.lxd import Kind, Step, plan_lxd
 from cloche.render.sshd import SshdSettings, render_sshd_dropin
 from cloche.render.systemd import render_caddy_unit
 
@@ -76,25 +76,13 @@ def check_storage_device(files: Files, config: ClocheConfig) -> None:
         )
 
 
-def _observed(item: LxdObject | None) -> Observed | None:
-    if item is None:
-        return None
-    return Observed(
-        description=item.description,
-        config=item.config,
-        driver=item.driver,
-        network_type=item.kind,
-        devices=item.devices,
-    )
-
-
 def observe_and_plan(lxd: LxdServer, config: ClocheConfig) -> list[Step]:
     """Read LXD's pool, bridge and profile and plan their convergence (Conflict on clashes)."""
     return plan_lxd(
         config,
-        _observed(lxd.get_pool(config.storage.pool)),
-        _observed(lxd.get_network(config.network.bridge)),
-        _observed(lxd.get_profile(config.profile.name)),
+        lxd.get_pool(config.storage.pool),
+        lxd.get_network(config.network.bridge),
+        lxd.get_profile(config.profile.name),
     )
 
 

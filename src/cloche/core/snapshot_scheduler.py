@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
@@ -60,7 +59,7 @@ def schedule_once(context: Context, now: datetime | None = None) -> dict[str, Sn
     applied: dict[str, SnapshotPlan] = {}
     if not context.config.snapshots.enabled:
         return applied
-    moment = now or datetime.now(UTC)
+    moment = now or context.host.clock.now()
     for env in context.database.list_environments():
         if env.status != "ready":
             continue
@@ -76,9 +75,7 @@ def schedule_once(context: Context, now: datetime | None = None) -> dict[str, Sn
 
 
 def start_snapshot_scheduler(
-    context: Context,
-    interval: float = INTERVAL_SECONDS,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    context: Context, interval: float = INTERVAL_SECONDS
 ) -> threading.Thread:
     """Run a pass now and then every interval seconds, in a daemon thread."""
-    return run_every("snapshot-scheduler", interval, lambda: schedule_once(context, clock()))
+    return run_every("snapshot-scheduler", interval, lambda: schedule_once(context))

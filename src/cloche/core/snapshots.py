@@ -95,7 +95,7 @@ def take_snapshot(
     context: Context, actor: str, user: str, name: str, label: str | None = None
 ) -> dict[str, Any]:
     """Take a manual snapshot now (named label, or manual-<UTC time>); never pruned."""
-    snapshot = label if label is not None else manual_name(datetime.now(UTC))
+    snapshot = label if label is not None else manual_name(context.host.clock.now())
     target = f"{user}/{name}"
     with audited(context, actor, "took snapshot", target, {"snapshot": snapshot}):
         if label is not None:

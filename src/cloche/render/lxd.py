@@ -7,22 +7,12 @@ from typing import Any, Literal
 
 from cloche.model.config import ClocheConfig, NetworkConfig, ProfileConfig, StorageConfig
 from cloche.model.errors import Conflict, NotFound
+from cloche.model.host import LxdObject
 
 MANAGED_MARK = "Managed by cloche"
 
 Kind = Literal["storage pool", "network", "profile"]
 Action = Literal["create", "update", "keep"]
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What LXD holds today for one object (None fields when absent)."""
-
-    description: str
-    config: dict[str, str]
-    driver: str = ""
-    network_type: str = ""
-    devices: dict[str, dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +85,7 @@ def _mismatches(wanted: dict[str, Any], actual: dict[str, str]) -> list[str]:
     ]
 
 
-def _pool_mismatches(request: dict[str, Any], observed: Observed) -> list[str]:
+def _pool_mismatches(request: dict[str, Any], observed: LxdObject) -> list[str]:
     problems = []
     if observed.driver != request["driver"]:
         problems.append(f"driver is {observed.driver!r} (cloche wants {request['driver']!r})")
@@ -109,11 +99,11 @@ def _pool_mismatches(request: dict[str, Any], observed: Observed) -> list[str]:
     return problems + _mismatches(wanted, observed.config)
 
 
-def _is_ours(observed: Observed) -> bool:
+def _is_ours(observed: LxdObject) -> bool:
     return observed.description.startswith(MANAGED_MARK)
 
 
-def plan_pool(storage: StorageConfig, observed: Observed | None) -> Step:
+def plan_pool(storage: StorageConfig, observed: LxdObject | None) -> Step:
     """Decide what to do about the storage pool; raise Conflict rather than touch a foreign one."""
     if storage.source == "existing":
         if observed is None:
@@ -136,14 +126,14 @@ def plan_pool(storage: StorageConfig, observed: Observed | None) -> Step:
     return Step("storage pool", storage.pool, "keep", request)
 
 
-def plan_network(network: NetworkConfig, observed: Observed | None) -> Step:
+def plan_network(network: NetworkConfig, observed: LxdObject | None) -> Step:
     """Decide what to do about the bridge; only a bridge cloche created is ever changed."""
     request = network_request(network)
     if observed is None:
         return Step("network", network.bridge, "create", request)
     problems = _mismatches(request["config"], observed.config)
-    if observed.network_type != "bridge":
-        problems.insert(0, f"type is {observed.network_type!r} (cloche wants 'bridge')")
+    if observed.kind != "bridge":
+        problems.insert(0, f"type is {observed.kind!r} (cloche wants 'bridge')")
     if not problems:
         return Step("network", network.bridge, "keep", request)
     if not _is_ours(observed):
@@ -153,15 +143,15 @@ def plan_network(network: NetworkConfig, observed: Observed | None) -> Step:
             f"{detail}; cloche leaves it untouched: set network.bridge to another name in the "
             "config, or remove that network yourself."
         )
-    if observed.network_type != "bridge":
+    if observed.kind != "bridge":
         raise Conflict(
-            f"Network {network.bridge!r} is a {observed.network_type} network, not a bridge; "
+            f"Network {network.bridge!r} is a {observed.kind} network, not a bridge; "
             "set network.bridge to another name."
         )
     return Step("network", network.bridge, "update", request)
 
 
-def plan_profile(config: ClocheConfig, observed: Observed | None) -> Step:
+def plan_profile(config: ClocheConfig, observed: LxdObject | None) -> Step:
     """Decide what to do about the base profile; cloche keeps its own profile converged."""
     request = profile_request(config.profile, config.storage.pool, config.network.bridge)
     if observed is None:
@@ -179,9 +169,9 @@ def plan_profile(config: ClocheConfig, observed: Observed | None) -> Step:
 
 def plan_lxd(
     config: ClocheConfig,
-    pool: Observed | None,
-    network: Observed | None,
-    profile: Observed | None,
+    pool: LxdObject | None,
+    network: LxdObject | None,
+    profile: LxdObject | None,
 ) -> list[Step]:
     """The whole plan, decided before anything changes, so a conflict leaves LXD as it was."""
     return [
