@@ -499,7 +499,7 @@ class FakeJumpAccounts:
         """Remember the destinations the user's account may forward to."""
         self.allowed[user] = sorted(
             f"{env.address}:22"
-            for env in database.list_environments(user)
+            for env in database.environments.list(user)
             if env.address and env.status == "ready"
         )
 
@@ -601,7 +601,7 @@ def wait_operation(context: Context, operation_id: str, timeout: float = 5.0) ->
     """Poll the database until the operation has finished; return its record."""
     deadline = time.monotonic() + timeout
     while True:
-        operation = context.database.get_operation(operation_id)
+        operation = context.database.operations.get(operation_id)
         if operation.finished:
             return operation
         if time.monotonic() > deadline:

@@ -99,7 +99,7 @@ def test_a_later_migration_added_to_the_code_upgrades_an_existing_database(
     path = tmp_path / "cloche.db"
     with Database(path) as database:
         database.migrate()
-        database.add_user("alice", **QUOTAS)
+        database.users.add("alice", **QUOTAS)
     extra = "ALTER TABLE users ADD COLUMN shell TEXT NOT NULL DEFAULT '/bin/false';"
     with Database(path, migrations=(*MIGRATIONS, extra)) as upgraded:
         assert upgraded.migrate() == len(MIGRATIONS) + 1
@@ -131,36 +131,36 @@ def test_a_closed_database_says_so(tmp_path: Path) -> None:
     database = Database(tmp_path / "cloche.db")
     database.close()
     with pytest.raises(HostFailure, match="closed"):
-        database.list_users()
+        database.users.list()
 
 
 # Users ------------------------------------------------------------------------------------
 
 
 def test_add_get_and_list_users(database: Database) -> None:
-    alice = database.add_user("alice", role="admin", processes=5000, **QUOTAS)
-    bob = database.add_user("bob", **QUOTAS)
+    alice = database.users.add("alice", role="admin", processes=5000, **QUOTAS)
+    bob = database.users.add("bob", **QUOTAS)
     assert alice.role == "admin" and bob.role == "member"
     assert alice.processes == 5000 and bob.processes is None
     assert alice.created_at.tzinfo is not None
-    assert database.get_user("alice") == alice
-    assert database.list_users() == [alice, bob]
+    assert database.users.get("alice") == alice
+    assert database.users.list() == [alice, bob]
 
 
 def test_adding_a_user_twice_is_a_conflict(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
+    database.users.add("alice", **QUOTAS)
     with pytest.raises(Conflict, match="alice"):
-        database.add_user("alice", **QUOTAS)
-    assert len(database.list_users()) == 1
+        database.users.add("alice", **QUOTAS)
+    assert len(database.users.list()) == 1
 
 
 def test_a_missing_user_is_not_found(database: Database) -> None:
     with pytest.raises(NotFound, match="nobody"):
-        database.get_user("nobody")
+        database.users.get("nobody")
     with pytest.raises(NotFound):
-        database.delete_user("nobody")
+        database.users.delete("nobody")
     with pytest.raises(NotFound):
-        database.update_user_quotas("nobody", cpu=1)
+        database.users.update_quotas("nobody", cpu=1)
 
 
 @pytest.mark.parametrize(
@@ -175,85 +175,85 @@ def test_a_missing_user_is_not_found(database: Database) -> None:
 )
 def test_invalid_users_are_refused(database: Database, name: str, changes: dict[str, Any]) -> None:
     with pytest.raises(Invalid):
-        database.add_user(name, **(QUOTAS | changes))
-    assert database.list_users() == []
+        database.users.add(name, **(QUOTAS | changes))
+    assert database.users.list() == []
 
 
 def test_update_user_quotas_changes_only_what_is_given(database: Database) -> None:
-    before = database.add_user("alice", processes=100, **QUOTAS)
-    after = database.update_user_quotas("alice", cpu=8, processes=None)
+    before = database.users.add("alice", processes=100, **QUOTAS)
+    after = database.users.update_quotas("alice", cpu=8, processes=None)
     assert (after.cpu, after.processes) == (8, None)
     assert (after.max_envs, after.memory_bytes, after.uid_base) == (
         before.max_envs,
         before.memory_bytes,
         before.uid_base,
     )
-    assert database.get_user("alice") == after
+    assert database.users.get("alice") == after
     with pytest.raises(Invalid):
-        database.update_user_quotas("alice", memory_bytes=0)
-    assert database.get_user("alice") == after
+        database.users.update_quotas("alice", memory_bytes=0)
+    assert database.users.get("alice") == after
 
 
 def test_deleting_a_user_removes_their_keys_but_not_while_they_have_environments(
     database: Database,
 ) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_key("alice", "SHA256:abc", "ssh-ed25519 AAAAkey")
-    database.add_environment("alice", "web", **ENVIRONMENT)
+    database.users.add("alice", **QUOTAS)
+    database.users.add_key("alice", "SHA256:abc", "ssh-ed25519 AAAAkey")
+    database.environments.add("alice", "web", **ENVIRONMENT)
     with pytest.raises(Conflict, match="1 environment"):
-        database.delete_user("alice")
-    database.delete_environment("alice", "web")
-    database.delete_user("alice")
-    assert database.list_users() == []
-    assert database.list_keys() == []
+        database.users.delete("alice")
+    database.environments.delete("alice", "web")
+    database.users.delete("alice")
+    assert database.users.list() == []
+    assert database.users.list_keys() == []
 
 
 # uid ranges -------------------------------------------------------------------------------
 
 
 def test_uid_ranges_are_allocated_lowest_first_and_never_overlap(database: Database) -> None:
-    assert database.allocate_uid_base() == DEFAULT_UID_FIRST
-    alice = database.add_user("alice", **QUOTAS)
-    bob = database.add_user("bob", uid_size=100_000, **QUOTAS)
-    carol = database.add_user("carol", **QUOTAS)
+    assert database.users.allocate_uid_base() == DEFAULT_UID_FIRST
+    alice = database.users.add("alice", **QUOTAS)
+    bob = database.users.add("bob", uid_size=100_000, **QUOTAS)
+    carol = database.users.add("carol", **QUOTAS)
     assert alice.uid_base == DEFAULT_UID_FIRST
     assert bob.uid_base == alice.uid_end
     assert carol.uid_base == bob.uid_end
-    assert database.allocate_uid_base() == carol.uid_end
+    assert database.users.allocate_uid_base() == carol.uid_end
 
 
 def test_deleting_a_user_frees_their_range_for_the_next_one_that_fits(database: Database) -> None:
-    alice = database.add_user("alice", **QUOTAS)
-    bob = database.add_user("bob", **QUOTAS)
-    carol = database.add_user("carol", **QUOTAS)
-    database.delete_user("bob")
+    alice = database.users.add("alice", **QUOTAS)
+    bob = database.users.add("bob", **QUOTAS)
+    carol = database.users.add("carol", **QUOTAS)
+    database.users.delete("bob")
     # A range larger than bob's old one does not fit in the hole; it goes after carol.
-    dave = database.add_user("dave", uid_size=DEFAULT_UID_SIZE + 1, **QUOTAS)
+    dave = database.users.add("dave", uid_size=DEFAULT_UID_SIZE + 1, **QUOTAS)
     assert dave.uid_base == carol.uid_end
-    erin = database.add_user("erin", **QUOTAS)
+    erin = database.users.add("erin", **QUOTAS)
     assert erin.uid_base == bob.uid_base == alice.uid_end
-    ranges = [(user.uid_base, user.uid_size) for user in database.list_users()]
+    ranges = [(user.uid_base, user.uid_size) for user in database.users.list()]
     assert not _overlapping(ranges)
 
 
 def test_allocation_respects_ranges_that_start_below_first(database: Database) -> None:
-    low = database.add_user("low", uid_first=1_000_000, uid_size=1_500_000, **QUOTAS)
+    low = database.users.add("low", uid_first=1_000_000, uid_size=1_500_000, **QUOTAS)
     assert low.uid_end > DEFAULT_UID_FIRST
-    assert database.add_user("next", **QUOTAS).uid_base == low.uid_end
+    assert database.users.add("next", **QUOTAS).uid_base == low.uid_end
 
 
 def test_allocation_fails_clearly_when_no_range_is_left(database: Database) -> None:
-    database.add_user("alice", uid_first=UID_END - DEFAULT_UID_SIZE, **QUOTAS)
+    database.users.add("alice", uid_first=UID_END - DEFAULT_UID_SIZE, **QUOTAS)
     with pytest.raises(Conflict, match="No free range"):
-        database.add_user("bob", uid_first=UID_END - DEFAULT_UID_SIZE, **QUOTAS)
+        database.users.add("bob", uid_first=UID_END - DEFAULT_UID_SIZE, **QUOTAS)
     with pytest.raises(Invalid):
-        database.allocate_uid_base(size=0)
+        database.users.allocate_uid_base(size=0)
     with pytest.raises(Invalid):
-        database.allocate_uid_base(first=0)
+        database.users.allocate_uid_base(first=0)
 
 
 def test_the_schema_itself_refuses_overlapping_ranges(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
+    database.users.add("alice", **QUOTAS)
     with database._transaction(write=True) as connection, pytest.raises(sqlite3.IntegrityError):
         connection.execute(
             "INSERT INTO users (name, role, max_envs, cpu, memory_bytes, disk_bytes, uid_base, "
@@ -273,9 +273,9 @@ def test_concurrent_adds_from_many_threads_never_share_a_range(tmp_path: Path) -
         try:
             start.wait()
             for index in range(users_per_thread):
-                database.add_user(f"user-{thread_number}-{index}", **QUOTAS)
+                database.users.add(f"user-{thread_number}-{index}", **QUOTAS)
                 if index % 5 == 4:
-                    database.delete_user(f"user-{thread_number}-{index - 2}")
+                    database.users.delete(f"user-{thread_number}-{index - 2}")
         except BaseException as error:
             errors.append(error)
 
@@ -285,7 +285,7 @@ def test_concurrent_adds_from_many_threads_never_share_a_range(tmp_path: Path) -
     for thread in threads:
         thread.join()
     assert errors == []
-    users = database.list_users()
+    users = database.users.list()
     assert len(users) == threads_count * (users_per_thread - users_per_thread // 5)
     assert len({user.uid_base for user in users}) == len(users)
     assert not _overlapping([(user.uid_base, user.uid_size) for user in users])
@@ -294,13 +294,13 @@ def test_concurrent_adds_from_many_threads_never_share_a_range(tmp_path: Path) -
 
 def test_connections_of_finished_threads_are_closed(database: Database) -> None:
     def use() -> None:
-        database.list_users()
+        database.users.list()
 
     for _ in range(5):
         thread = threading.Thread(target=use)
         thread.start()
         thread.join()
-    database.list_users()
+    database.users.list()
     # This thread's connection plus at most the last finished thread's.
     assert len(database._connections) <= 2
 
@@ -309,94 +309,97 @@ def test_connections_of_finished_threads_are_closed(database: Database) -> None:
 
 
 def test_add_list_and_remove_keys(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_user("bob", **QUOTAS)
-    laptop = database.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone\n", "laptop")
-    database.add_key("alice", "SHA256:two", "ssh-ed25519 AAAAtwo")
-    database.add_key("bob", "SHA256:one", "ssh-ed25519 AAAAone")
+    database.users.add("alice", **QUOTAS)
+    database.users.add("bob", **QUOTAS)
+    laptop = database.users.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone\n", "laptop")
+    database.users.add_key("alice", "SHA256:two", "ssh-ed25519 AAAAtwo")
+    database.users.add_key("bob", "SHA256:one", "ssh-ed25519 AAAAone")
     assert laptop.public_key == "ssh-ed25519 AAAAone"
     assert laptop.comment == "laptop"
-    assert [key.fingerprint for key in database.list_keys("alice")] == ["SHA256:one", "SHA256:two"]
-    assert [key.user for key in database.list_keys()] == ["alice", "alice", "bob"]
-    database.remove_key("alice", "SHA256:one")
-    assert [key.fingerprint for key in database.list_keys("alice")] == ["SHA256:two"]
-    assert [key.fingerprint for key in database.list_keys("bob")] == ["SHA256:one"]
+    assert [key.fingerprint for key in database.users.list_keys("alice")] == [
+        "SHA256:one",
+        "SHA256:two",
+    ]
+    assert [key.user for key in database.users.list_keys()] == ["alice", "alice", "bob"]
+    database.users.remove_key("alice", "SHA256:one")
+    assert [key.fingerprint for key in database.users.list_keys("alice")] == ["SHA256:two"]
+    assert [key.fingerprint for key in database.users.list_keys("bob")] == ["SHA256:one"]
 
 
 def test_key_errors(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone")
+    database.users.add("alice", **QUOTAS)
+    database.users.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone")
     with pytest.raises(Conflict, match="SHA256:one"):
-        database.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone")
+        database.users.add_key("alice", "SHA256:one", "ssh-ed25519 AAAAone")
     with pytest.raises(NotFound):
-        database.add_key("nobody", "SHA256:one", "ssh-ed25519 AAAAone")
+        database.users.add_key("nobody", "SHA256:one", "ssh-ed25519 AAAAone")
     with pytest.raises(NotFound):
-        database.remove_key("alice", "SHA256:other")
+        database.users.remove_key("alice", "SHA256:other")
     with pytest.raises(NotFound):
-        database.list_keys("nobody")
+        database.users.list_keys("nobody")
     with pytest.raises(Invalid):
-        database.add_key("alice", "SHA256:two", "ssh-ed25519 AAAA\nssh-rsa BBBB")
+        database.users.add_key("alice", "SHA256:two", "ssh-ed25519 AAAA\nssh-rsa BBBB")
 
 
 # Environments -----------------------------------------------------------------------------
 
 
 def test_add_get_list_count_and_delete_environments(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_user("bob", **QUOTAS)
-    web = database.add_environment("alice", "web", **ENVIRONMENT)
-    database.add_environment("alice", "api", **(ENVIRONMENT | {"profile": "docker"}))
-    database.add_environment("bob", "web", **ENVIRONMENT)
+    database.users.add("alice", **QUOTAS)
+    database.users.add("bob", **QUOTAS)
+    web = database.environments.add("alice", "web", **ENVIRONMENT)
+    database.environments.add("alice", "api", **(ENVIRONMENT | {"profile": "docker"}))
+    database.environments.add("bob", "web", **ENVIRONMENT)
     assert web.status == "creating"
     assert web.address is None and web.host_keys is None and web.state_hint is None
-    assert database.get_environment("alice", "web") == web
-    assert [env.name for env in database.list_environments("alice")] == ["api", "web"]
-    assert [env.qualified_name for env in database.list_environments()] == [
+    assert database.environments.get("alice", "web") == web
+    assert [env.name for env in database.environments.list("alice")] == ["api", "web"]
+    assert [env.qualified_name for env in database.environments.list()] == [
         "alice/api",
         "alice/web",
         "bob/web",
     ]
-    assert database.count_environments("alice") == 2
-    assert database.count_environments("bob") == 1
-    database.delete_environment("alice", "web")
-    assert database.count_environments("alice") == 1
+    assert database.environments.count("alice") == 2
+    assert database.environments.count("bob") == 1
+    database.environments.delete("alice", "web")
+    assert database.environments.count("alice") == 1
     with pytest.raises(NotFound, match="web"):
-        database.get_environment("alice", "web")
+        database.environments.get("alice", "web")
     with pytest.raises(NotFound):
-        database.delete_environment("alice", "web")
+        database.environments.delete("alice", "web")
 
 
 def test_environment_errors(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_environment("alice", "web", **ENVIRONMENT)
+    database.users.add("alice", **QUOTAS)
+    database.environments.add("alice", "web", **ENVIRONMENT)
     with pytest.raises(Conflict, match="web"):
-        database.add_environment("alice", "web", **ENVIRONMENT)
+        database.environments.add("alice", "web", **ENVIRONMENT)
     with pytest.raises(NotFound):
-        database.add_environment("nobody", "web", **ENVIRONMENT)
+        database.environments.add("nobody", "web", **ENVIRONMENT)
     with pytest.raises(NotFound):
-        database.list_environments("nobody")
+        database.environments.list("nobody")
     with pytest.raises(Invalid):
-        database.add_environment("alice", "db", **(ENVIRONMENT | {"profile": "privileged"}))
+        database.environments.add("alice", "db", **(ENVIRONMENT | {"profile": "privileged"}))
     with pytest.raises(Invalid):
-        database.add_environment("alice", "-db", **ENVIRONMENT)
-    assert database.count_environments("alice") == 1
+        database.environments.add("alice", "-db", **ENVIRONMENT)
+    assert database.environments.count("alice") == 1
 
 
 def test_the_env_count_quota_is_checked_when_adding(database: Database) -> None:
-    database.add_user("alice", **(QUOTAS | {"max_envs": 2}))
-    database.add_environment("alice", "one", **ENVIRONMENT)
-    database.add_environment("alice", "two", **ENVIRONMENT)
+    database.users.add("alice", **(QUOTAS | {"max_envs": 2}))
+    database.environments.add("alice", "one", **ENVIRONMENT)
+    database.environments.add("alice", "two", **ENVIRONMENT)
     with pytest.raises(QuotaExceeded, match="2 of their 2"):
-        database.add_environment("alice", "three", **ENVIRONMENT)
+        database.environments.add("alice", "three", **ENVIRONMENT)
 
 
 def test_update_environment_changes_only_what_is_given_and_none_clears(
     database: Database,
 ) -> None:
-    database.add_user("alice", **QUOTAS)
-    created = database.add_environment("alice", "web", **ENVIRONMENT)
+    database.users.add("alice", **QUOTAS)
+    created = database.environments.add("alice", "web", **ENVIRONMENT)
     keys = {"ssh-ed25519": "ssh-ed25519 AAAAhost"}
-    ready = database.update_environment(
+    ready = database.environments.update(
         "alice",
         "web",
         status="ready",
@@ -411,27 +414,27 @@ def test_update_environment_changes_only_what_is_given_and_none_clears(
         created.cpu,
         created.created_at,
     )
-    assert database.get_environment("alice", "web") == ready
-    cleared = database.update_environment("alice", "web", address=None, host_keys=None)
+    assert database.environments.get("alice", "web") == ready
+    cleared = database.environments.update("alice", "web", address=None, host_keys=None)
     assert cleared.address is None and cleared.host_keys is None
     assert cleared.status == "ready"
     with pytest.raises(Invalid):
-        database.update_environment("alice", "web", status="exploded")  # type: ignore[arg-type]
+        database.environments.update("alice", "web", status="exploded")  # type: ignore[arg-type]
     with pytest.raises(NotFound):
-        database.update_environment("alice", "nope", status="ready")
+        database.environments.update("alice", "nope", status="ready")
 
 
 def test_two_environments_cannot_share_an_address(database: Database) -> None:
-    database.add_user("alice", **QUOTAS)
-    database.add_user("bob", **QUOTAS)
-    database.add_environment("alice", "web", address="10.120.0.10", **ENVIRONMENT)
+    database.users.add("alice", **QUOTAS)
+    database.users.add("bob", **QUOTAS)
+    database.environments.add("alice", "web", address="10.120.0.10", **ENVIRONMENT)
     with pytest.raises(Conflict, match="alice/web"):
-        database.add_environment("bob", "web", address="10.120.0.10", **ENVIRONMENT)
-    database.add_environment("bob", "web", **ENVIRONMENT)
+        database.environments.add("bob", "web", address="10.120.0.10", **ENVIRONMENT)
+    database.environments.add("bob", "web", **ENVIRONMENT)
     with pytest.raises(Conflict, match="alice/web"):
-        database.update_environment("bob", "web", address="10.120.0.10")
+        database.environments.update("bob", "web", address="10.120.0.10")
     # Setting an environment's own address again is no clash.
-    database.update_environment("alice", "web", address="10.120.0.10")
+    database.environments.update("alice", "web", address="10.120.0.10")
 
 
 # Operations -------------------------------------------------------------------------------
@@ -449,42 +452,42 @@ class _Clock:
 def test_operations_run_report_progress_and_finish(tmp_path: Path) -> None:
     with Database(tmp_path / "cloche.db", clock=_Clock()) as database:
         database.migrate()
-        created = database.create_operation("create environment", "alice/web")
+        created = database.operations.create("create environment", "alice/web")
         assert created.status == "running" and not created.finished
         assert created.finished_at is None and created.error is None
         assert len(created.id) == 36
-        progress = database.update_operation(created.id, progress="starting")
+        progress = database.operations.update(created.id, progress="starting")
         assert progress.progress == "starting" and progress.status == "running"
-        done = database.update_operation(created.id, status="succeeded", progress="ready")
+        done = database.operations.update(created.id, status="succeeded", progress="ready")
         assert done.finished and done.finished_at is not None
         assert done.finished_at > done.created_at
-        assert database.get_operation(created.id) == done
+        assert database.operations.get(created.id) == done
         with pytest.raises(Conflict, match="already succeeded"):
-            database.update_operation(created.id, status="failed")
+            database.operations.update(created.id, status="failed")
 
-        failed = database.create_operation("delete environment", "alice/api")
-        failed = database.update_operation(failed.id, status="failed", error="LXD said no.")
+        failed = database.operations.create("delete environment", "alice/api")
+        failed = database.operations.update(failed.id, status="failed", error="LXD said no.")
         assert failed.error == "LXD said no."
-        running = database.create_operation("create environment", "bob/web")
+        running = database.operations.create("create environment", "bob/web")
 
-        assert [op.id for op in database.list_operations()] == [running.id, failed.id, done.id]
-        assert [op.id for op in database.list_operations(limit=1)] == [running.id]
-        assert [op.id for op in database.list_operations(status="failed")] == [failed.id]
-        assert [op.id for op in database.list_operations(target="alice/web")] == [done.id]
+        assert [op.id for op in database.operations.list()] == [running.id, failed.id, done.id]
+        assert [op.id for op in database.operations.list(limit=1)] == [running.id]
+        assert [op.id for op in database.operations.list(status="failed")] == [failed.id]
+        assert [op.id for op in database.operations.list(target="alice/web")] == [done.id]
 
 
 def test_operation_errors_and_restart_cleanup(database: Database) -> None:
     with pytest.raises(NotFound):
-        database.get_operation("no-such-id")
+        database.operations.get("no-such-id")
     with pytest.raises(NotFound):
-        database.update_operation("no-such-id", progress="x")
+        database.operations.update("no-such-id", progress="x")
     with pytest.raises(Invalid):
-        database.create_operation("", "alice/web")
-    first = database.create_operation("create environment", "alice/web")
-    second = database.create_operation("create environment", "alice/api")
-    database.update_operation(second.id, status="succeeded")
-    assert database.fail_unfinished_operations("The daemon restarted; retry.") == 1
-    lost = database.get_operation(first.id)
+        database.operations.create("", "alice/web")
+    first = database.operations.create("create environment", "alice/web")
+    second = database.operations.create("create environment", "alice/api")
+    database.operations.update(second.id, status="succeeded")
+    assert database.operations.fail_unfinished("The daemon restarted; retry.") == 1
+    lost = database.operations.get(first.id)
     assert (lost.status, lost.error) == ("failed", "The daemon restarted; retry.")
     assert lost.finished_at is not None
-    assert database.get_operation(second.id).status == "succeeded"
+    assert database.operations.get(second.id).status == "succeeded"

@@ -11,7 +11,7 @@ from typing import Any
 from cloche.core import routes
 from cloche.core.audited import audited
 from cloche.core.context import Context
-from cloche.core.firewall import converge_firewall, converge_quietly, egress_of
+from cloche.core.firewall import converge_firewall, converge_quietly
 from cloche.model.addresses import allocate_address
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
@@ -93,7 +93,7 @@ def describe(
             "processes": env.processes,
         },
         "host_keys": dict(env.host_keys or {}),
-        "egress": egress_of(context, env.user, env.name),
+        "egress": env.egress,
         "created_at": env.created_at.isoformat(),
     }
 
@@ -101,8 +101,8 @@ def describe(
 def list_environments(context: Context, user: str | None) -> list[dict[str, Any]]:
     """Environments (of one user when given) with their live state."""
     if user is not None:
-        context.database.get_user(check_user_name(user))
-    records = context.database.list_environments(user)
+        context.database.users.get(check_user_name(user))
+    records = context.database.environments.list(user)
     # One LXD request per user, not one per environment: listings stay fast with hundreds.
     states = {owner: context.user_instances(owner).states() for owner in {e.user for e in records}}
     return [describe(context, env, states=states[env.user]) for env in records]
@@ -110,14 +110,14 @@ def list_environments(context: Context, user: str | None) -> list[dict[str, Any]
 
 def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
     """One environment with its live state and its published routes."""
-    env = context.database.get_environment(*checked_names(user, name))
-    routes = [record.spec for record in context.database.list_routes(env.user, env.name)]
+    env = context.database.environments.get(*checked_names(user, name))
+    routes = [record.spec for record in context.database.routes.list(env.user, env.name)]
     return {**describe(context, env), "routes": routes}
 
 
 def install_keys(context: Context, user: str, name: str) -> None:
     """Write the owner's account, sudo rule and current keys inside a running environment."""
-    keys = [key.public_key for key in context.database.list_keys(user)]
+    keys = [key.public_key for key in context.database.users.list_keys(user)]
     result = context.user_instances(user).exec(
         name,
         ["sh", "-c", account_script(user)],
@@ -170,7 +170,7 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
                 progress("cleaning up")
                 with contextlib.suppress(ClocheError):
                     context.user_instances(user_name).delete(name)
-                context.database.delete_environment(user_name, name)
+                context.database.environments.delete(user_name, name)
                 if isinstance(error, BootFailure):
                     raise HostFailure(f"{error} {_console_tail(error.console_tail)}") from error
                 raise
@@ -185,8 +185,8 @@ def _console_tail(text: str, lines: int = 8) -> str:
 
 def check_new_environment(context: Context, user: str, name: str, limits: Limits) -> None:
     """Refuse a name the user already has, or limits that would take them over their quota."""
-    owner = context.database.get_user(user)
-    others = context.database.list_environments(user)
+    owner = context.database.users.get(user)
+    others = context.database.environments.list(user)
     if any(env.name == name for env in others):
         raise Conflict(
             f"Environment {user}/{name} already exists; choose another name or remove it first."
@@ -210,9 +210,9 @@ def record_new_environment(
 ) -> str:
     """Record the environment as 'creating' with the lowest free static address."""
     with context.locked("addresses"):
-        used = [env.address for env in context.database.list_environments() if env.address]
+        used = [env.address for env in context.database.environments.list() if env.address]
         address = allocate_address(context.config.network.subnet, used)
-        context.database.add_environment(
+        context.database.environments.add(
             user,
             name,
             image=image,
@@ -264,7 +264,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     converge_firewall(context, "cloche")
     # A copy (restore as new) must not bring the original's proxy devices onto its host ports;
     # an import in place gets today's routes rather than those of the backup's time.
-    routes.converge_devices(context, context.database.get_environment(user, name))
+    routes.converge_devices(context, context.database.environments.get(user, name))
     progress("starting (its own machine-id and SSH host keys)")
     instances.start(name)
     progress("waiting for systemd")
@@ -272,7 +272,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     progress("setting up the account")
     install_keys(context, user, name)
     state = instances.state(name)
-    context.database.update_environment(
+    context.database.environments.update(
         user,
         name,
         status="ready",
@@ -290,7 +290,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         raise Invalid(f"{action!r} is not an action; use start, stop or restart.")
     past = ACTIONS[action]
     with audited(context, actor, f"{past} environment", target, only_failure=True):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         with audited(context, actor, f"{past} environment", target):
@@ -305,7 +305,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
             else:
                 instances.stop(env.name)
             state = instances.state(env.name)
-            context.database.update_environment(
+            context.database.environments.update(
                 env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
             )
 
@@ -315,10 +315,10 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 def destroy(context: Context, user: str, name: str) -> None:
     """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
     had_http_routes = routes.has_http_routes(context, user, name)
-    context.database.update_environment(user, name, status="deleting")
+    context.database.environments.update(user, name, status="deleting")
     context.user_instances(user).delete(name)
     # Its routes go with the record; the firewall and Caddy then drop them too.
-    context.database.delete_environment(user, name)
+    context.database.environments.delete(user, name)
     context.jump_accounts.converge(context.database, user)
     converge_quietly(context, "cloche")
     routes.after_removal(context, "cloche", had_http_routes)
@@ -328,7 +328,7 @@ def request_remove(context: Context, actor: str, user: str, name: str) -> str:
     """Delete an environment in the background."""
     target = f"{user}/{name}"
     with audited(context, actor, "removed environment", target, only_failure=True):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         with audited(context, actor, "removed environment", target):
@@ -348,8 +348,8 @@ def resize(
     target = f"{user}/{name}"
     with audited(context, actor, "resized environment", target, given):
         user_name, env_name = checked_names(user, name)
-        owner = context.database.get_user(user_name)
-        env = context.database.get_environment(user_name, env_name)
+        owner = context.database.users.get(user_name)
+        env = context.database.environments.get(user_name, env_name)
         limits = Limits(
             cpu=changes.cpu or env.cpu,
             memory_bytes=changes.memory_bytes or env.memory_bytes,
@@ -358,7 +358,7 @@ def resize(
         )
         others = [
             usage_of(other)
-            for other in context.database.list_environments(user_name)
+            for other in context.database.environments.list(user_name)
             if other.name != env_name
         ]
         check_fits(
@@ -370,7 +370,7 @@ def resize(
         )
         with context.locked(f"env:{target}"):
             context.user_instances(user_name).set_limits(env_name, limits)
-            updated = context.database.update_environment(
+            updated = context.database.environments.update(
                 user_name,
                 env_name,
                 cpu=limits.cpu,
@@ -395,7 +395,7 @@ def execute(
     target = f"{user}/{name}"
     details: dict[str, JsonValue] = {"command": shlex.join(command)[:500], "root": as_root}
     with audited(context, actor, "ran command in environment", target, details):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
         if as_root:
             return context.user_instances(env.user).exec(env.name, command, stdin=stdin)
         home = f"/home/{env.user}"

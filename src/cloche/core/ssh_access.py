@@ -6,6 +6,7 @@ import glob
 import socket
 from pathlib import Path
 
+from cloche.core.ports import StateStore
 from cloche.host import sshd
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig
@@ -18,7 +19,6 @@ from cloche.render.sshd import (
     render_emergency_keys,
     render_sshd_dropin,
 )
-from cloche.store.database import Database
 
 SSHD_LOG = "log/sshd.log"
 
@@ -39,13 +39,13 @@ def converge_sshd(config: ClocheConfig, state_dir: Path) -> list[str]:
     return changes
 
 
-def converge_user(database: Database, user: str) -> None:
+def converge_user(database: StateStore, user: str) -> None:
     """The user's jump account exists and may forward only to their ready environments' port 22."""
     sshd.ensure_jump_account(user)
-    keys = [key.public_key for key in database.list_keys(user)]
+    keys = [key.public_key for key in database.users.list_keys(user)]
     destinations = [
         f"{env.address}:22"
-        for env in database.list_environments(user)
+        for env in database.environments.list(user)
         if env.address and env.status == "ready"
     ]
     sshd.write_authorized_keys(user, render_authorized_keys(keys, destinations))
@@ -57,9 +57,9 @@ def remove_user(user: str) -> None:
     sshd.remove_jump_account(user)
 
 
-def converge_all_users(database: Database) -> None:
+def converge_all_users(database: StateStore) -> None:
     """Every user's jump account and keys file, as at daemon start."""
-    for user in database.list_users():
+    for user in database.users.list():
         converge_user(database, user.name)
 
 
@@ -74,7 +74,7 @@ def host_public_keys() -> list[str]:
 
 
 def ssh_config(
-    database: Database,
+    database: StateStore,
     config: ClocheConfig,
     user: str,
     host: str | None,
@@ -82,12 +82,12 @@ def ssh_config(
     known_hosts_path: str,
 ) -> dict[str, str]:
     """The ssh_config text and the known_hosts text for one user's environments."""
-    database.get_user(user)
+    database.users.get(user)
     jump_host = host or config.ssh.host or socket.getfqdn()
     jump_port = port or config.ssh.port
     targets = [
         SshTarget(env.name, env.address, dict(env.host_keys or {}))
-        for env in database.list_environments(user)
+        for env in database.environments.list(user)
         if env.address and env.status == "ready"
     ]
     return {

@@ -26,7 +26,7 @@ def audit_new_authentications(context: Context) -> int:
         lines = new_journal_lines(SYSTEMD_UNIT, context.state_dir / "sshd.cursor")
     else:
         lines = new_file_lines(context.state_dir / SSHD_LOG, context.state_dir / "sshd.offset")
-    users = {user.name for user in context.database.list_users()} if lines else set()
+    users = {user.name for user in context.database.users.list()} if lines else set()
     recorded = 0
     for line in lines:
         attempt = parse_auth_line(line)

@@ -54,7 +54,7 @@ def converge_project(context: Context, user: UserRecord) -> None:
 
 def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
     """The user as the API shows it."""
-    keys = context.database.list_keys(user.name)
+    keys = context.database.users.list_keys(user.name)
     return {
         "name": user.name,
         "role": user.role,
@@ -65,7 +65,7 @@ def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
         "uid_base": user.uid_base,
         "uid_size": user.uid_size,
         "project": project_name(user.name),
-        "environments": context.database.count_environments(user.name),
+        "environments": context.database.environments.count(user.name),
         "keys": len(keys),
         "created_at": user.created_at.isoformat(),
     }
@@ -77,7 +77,7 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
         check_user_name(command.name)
         keys = [parse_public_key(text) for text in command.ssh_keys]
         with context.locked(f"user:{command.name}"):
-            user = context.database.add_user(
+            user = context.database.users.add(
                 command.name,
                 role=command.role,
                 max_envs=command.max_envs,
@@ -87,7 +87,9 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
             )
             try:
                 for key in keys:
-                    context.database.add_key(user.name, key.fingerprint, key.line, key.comment)
+                    context.database.users.add_key(
+                        user.name, key.fingerprint, key.line, key.comment
+                    )
                 converge_project(context, user)
                 context.jump_accounts.converge(context.database, user.name)
             except Exception:
@@ -98,25 +100,25 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
                         projects.delete_project(project_name(user.name))
                 with contextlib.suppress(ClocheError):
                     context.jump_accounts.remove(user.name)
-                context.database.delete_user(user.name)
+                context.database.users.delete(user.name)
                 raise
         return describe_user(context, user)
 
 
 def list_users(context: Context) -> list[dict[str, Any]]:
     """Every user with quotas and usage."""
-    return [describe_user(context, user) for user in context.database.list_users()]
+    return [describe_user(context, user) for user in context.database.users.list()]
 
 
 def show_user(context: Context, name: str) -> dict[str, Any]:
     """One user with keys and environment names."""
-    user = context.database.get_user(check_user_name(name))
+    user = context.database.users.get(check_user_name(name))
     shown = describe_user(context, user)
     shown["ssh_keys"] = [
         {"fingerprint": key.fingerprint, "comment": key.comment, "public_key": key.public_key}
-        for key in context.database.list_keys(name)
+        for key in context.database.users.list_keys(name)
     ]
-    shown["environment_names"] = [env.name for env in context.database.list_environments(name)]
+    shown["environment_names"] = [env.name for env in context.database.environments.list(name)]
     return shown
 
 
@@ -127,8 +129,8 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
     }
     with audited(context, actor, "changed quotas of user", name, given):
         with context.locked(f"user:{name}"):
-            before = context.database.get_user(check_user_name(name))
-            user = context.database.update_user_quotas(
+            before = context.database.users.get(check_user_name(name))
+            user = context.database.users.update_quotas(
                 name,
                 max_envs=before.max_envs if changes.max_envs is None else changes.max_envs,
                 cpu=changes.cpu or before.cpu,
@@ -138,7 +140,7 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
             try:
                 converge_project(context, user)
             except Exception:
-                context.database.update_user_quotas(
+                context.database.users.update_quotas(
                     name,
                     max_envs=before.max_envs,
                     cpu=before.cpu,
@@ -151,7 +153,7 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
 
 def _push_keys(context: Context, user: str) -> None:
     context.jump_accounts.converge(context.database, user)
-    for env in context.database.list_environments(user):
+    for env in context.database.environments.list(user):
         if env.status == "ready":
             environments.install_keys(context, user, env.name)
 
@@ -160,7 +162,7 @@ def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any
     """Add a public key to a user and to every environment of theirs."""
     key = parse_public_key(text)
     with audited(context, actor, "added key of user", name, {"fingerprint": key.fingerprint}):
-        record = context.database.add_key(
+        record = context.database.users.add_key(
             check_user_name(name), key.fingerprint, key.line, key.comment
         )
         _push_keys(context, name)
@@ -170,7 +172,7 @@ def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any
 def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> dict[str, Any]:
     """Remove a public key from a user and from every environment of theirs."""
     with audited(context, actor, "removed key of user", name, {"fingerprint": fingerprint}):
-        context.database.remove_key(check_user_name(name), fingerprint)
+        context.database.users.remove_key(check_user_name(name), fingerprint)
         _push_keys(context, name)
         return {"fingerprint": fingerprint}
 
@@ -180,8 +182,8 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
     target = name
     with audited(context, actor, "removed user", target, {"purge": purge}, only_failure=True):
         check_user_name(name)
-        context.database.get_user(name)
-        count = context.database.count_environments(name)
+        context.database.users.get(name)
+        count = context.database.environments.count(name)
         if count and not purge:
             raise Conflict(
                 f"User {name!r} still has {count} environment(s); remove them first or add "
@@ -190,7 +192,7 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
 
     def work(progress: environments.Progress) -> None:
         with audited(context, actor, "removed user", target, {"purge": purge}):
-            for env in context.database.list_environments(name):
+            for env in context.database.environments.list(name):
                 progress(f"deleting {name}/{env.name}")
                 environments.destroy(context, name, env.name)
             progress("deleting the LXD project")
@@ -202,6 +204,6 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
                     instances.delete(instance.name)
                 projects.delete_project(project)
             context.jump_accounts.remove(name)
-            context.database.delete_user(name)
+            context.database.users.delete(name)
 
     return context.operations.submit("remove user", target, work)
