@@ -13,7 +13,7 @@ from cloche.model.egress import DEFAULT_EGRESS
 from cloche.model.errors import QuotaExceeded
 from cloche.model.records import UNSET, EnvironmentRecord, EnvironmentStatus, Profile, Unset
 from cloche.store.engine import Engine, changes, one_row, refuse_taken, time_text
-from cloche.store.users import count_environments_of, require_user
+from cloche.store.users import count_environments_of, require_user, rows_of_user
 
 _COLUMNS = (
     "user",
@@ -175,15 +175,12 @@ class EnvironmentStore:
     def list(self, user: str | None = None) -> builtins.list[EnvironmentRecord]:
         """A user's environments (everyone's when user is None), by user then name."""
         with self._engine.transaction(write=False) as connection:
-            if user is None:
-                rows = connection.execute(
-                    "SELECT * FROM environments ORDER BY user, name"
-                ).fetchall()
-            else:
-                require_user(connection, user)
-                rows = connection.execute(
-                    "SELECT * FROM environments WHERE user = ? ORDER BY name", (user,)
-                ).fetchall()
+            rows = rows_of_user(
+                connection,
+                user,
+                "SELECT * FROM environments ORDER BY user, name",
+                "SELECT * FROM environments WHERE user = ? ORDER BY name",
+            )
         return [_environment(row) for row in rows]
 
     def count(self, user: str) -> int:

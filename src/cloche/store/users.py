@@ -61,6 +61,17 @@ def require_user(connection: sqlite3.Connection, name: str) -> UserRecord:
     )
 
 
+def rows_of_user(
+    connection: sqlite3.Connection, user: str | None, everyone: str, of_user: str
+) -> list[sqlite3.Row]:
+    """Every user's rows (query everyone), or one user's (query of_user, given the name as its
+    parameter); NotFound when that user does not exist, so an empty list means they have none."""
+    if user is None:
+        return connection.execute(everyone).fetchall()
+    require_user(connection, user)
+    return connection.execute(of_user, (user,)).fetchall()
+
+
 def count_environments_of(connection: sqlite3.Connection, user: str) -> int:
     """How many environments the user has, in any status, in the caller's transaction."""
     (count,) = connection.execute(
@@ -245,14 +256,10 @@ class UserStore:
     def list_keys(self, user: str | None = None) -> builtins.list[SshKeyRecord]:
         """A user's keys (every user's when user is None), oldest first."""
         with self._engine.transaction(write=False) as connection:
-            if user is None:
-                rows = connection.execute(
-                    "SELECT * FROM ssh_keys ORDER BY user, added_at, fingerprint"
-                ).fetchall()
-            else:
-                require_user(connection, user)
-                rows = connection.execute(
-                    "SELECT * FROM ssh_keys WHERE user = ? ORDER BY added_at, fingerprint",
-                    (user,),
-                ).fetchall()
+            rows = rows_of_user(
+                connection,
+                user,
+                "SELECT * FROM ssh_keys ORDER BY user, added_at, fingerprint",
+                "SELECT * FROM ssh_keys WHERE user = ? ORDER BY added_at, fingerprint",
+            )
         return [_key(row) for row in rows]
