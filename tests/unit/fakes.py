@@ -670,7 +670,7 @@ def wait_operation(context: Context, operation_id: str, timeout: float = 5.0) ->
     """Poll the database until the operation has finished; return its record."""
     deadline = time.monotonic() + timeout
     while True:
-        operation = context.database.get_operation(operation_id)
+        operation = context.database.operations.get(operation_id)
         if operation.finished:
             return operation
         if time.monotonic() > deadline:

@@ -106,7 +106,7 @@ def test_quota_exceeded_maps_to_403(client: TestClient, context: FakeContext) ->
     response = client.post("/v1/environments", json={"user": "alice", "name": "web", "cpu": 3})
     message = assert_error(response, 403, "QuotaExceeded")
     assert "CPUs" in message
-    assert context.database.count_environments("alice") == 0
+    assert context.database.environments.count("alice") == 0
 
 
 def test_host_failure_maps_to_502(client: TestClient, context: FakeContext) -> None:

@@ -49,11 +49,11 @@ def create(context: FakeContext, name: str = "web", **limits: int) -> None:
 def test_static_addresses_are_distinct_and_reused_after_removal(context: FakeContext) -> None:
     for name in ("one", "two"):
         wait_operation(context, environments.request_create(context, "alice", new_env(name=name)))
-    addresses = {env.name: env.address for env in context.database.list_environments("alice")}
+    addresses = {env.name: env.address for env in context.database.environments.list("alice")}
     assert addresses == {"one": "10.120.0.10", "two": "10.120.0.11"}
     wait_operation(context, environments.request_remove(context, "alice", "alice", "one"))
     wait_operation(context, environments.request_create(context, "alice", new_env(name="three")))
-    assert context.database.get_environment("alice", "three").address == "10.120.0.10"
+    assert context.database.environments.get("alice", "three").address == "10.120.0.10"
 
 
 def test_create_records_creating_then_ready_with_address_and_host_keys(
@@ -61,7 +61,7 @@ def test_create_records_creating_then_ready_with_address_and_host_keys(
 ) -> None:
     seen: list[str] = []
     context.fake.before["ensure_template"] = lambda project, request: seen.append(
-        context.database.get_environment("alice", "web").status
+        context.database.environments.get("alice", "web").status
     )
 
     operation_id = environments.request_create(context, "alice", new_env())
@@ -70,7 +70,7 @@ def test_create_records_creating_then_ready_with_address_and_host_keys(
     assert seen == ["creating"]
     assert operation.status == "succeeded"
     assert operation.error is None
-    record = context.database.get_environment("alice", "web")
+    record = context.database.environments.get("alice", "web")
     assert record.status == "ready"
     instance = context.fake.instances[PROJECT]["web"]
     assert instance.info.running
@@ -140,7 +140,7 @@ def test_boot_failure_fails_the_operation_and_leaves_nothing(context: FakeContex
     assert "web" not in context.fake.instance_names(PROJECT)
     assert "delete" in context.fake.methods(PROJECT)
     with pytest.raises(NotFound):
-        context.database.get_environment("alice", "web")
+        context.database.environments.get("alice", "web")
     created = events(context, "created environment")
     assert len(created) == 1
     assert created[0].outcome == "failed"
@@ -161,7 +161,7 @@ def test_max_envs_reached_is_refused_before_any_runtime_call(context: FakeContex
     assert [(e.action, e.target, e.outcome) for e in new_events] == [
         ("created environment", "alice/four", "failed")
     ]
-    assert context.database.count_environments("alice") == 3
+    assert context.database.environments.count("alice") == 3
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ def test_resources_over_quota_are_refused_naming_the_limit(
     with pytest.raises(QuotaExceeded, match=f" {label} in all, over the quota"):
         environments.request_create(context, "alice", new_env(**limits))
     assert context.fake.calls == []
-    assert context.database.count_environments("alice") == 0
+    assert context.database.environments.count("alice") == 0
     assert [e.outcome for e in events(context, "created environment")] == ["failed"]
 
 
@@ -233,7 +233,7 @@ def test_resize_within_quota_sets_limits_and_updates_the_record(context: FakeCon
         context, "alice", "alice", "web", LimitChanges(cpu=2, memory_bytes=2 * GIB)
     )
 
-    record = context.database.get_environment("alice", "web")
+    record = context.database.environments.get("alice", "web")
     assert (record.cpu, record.memory_bytes, record.disk_bytes) == (2, 2 * GIB, 10 * GIB)
     [call] = context.fake.calls_of("set_limits")
     assert call.args == (
@@ -248,13 +248,13 @@ def test_resize_within_quota_sets_limits_and_updates_the_record(context: FakeCon
 
 def test_resize_beyond_quota_is_refused_and_changes_nothing(context: FakeContext) -> None:
     create(context, "web")
-    before = context.database.get_environment("alice", "web")
+    before = context.database.environments.get("alice", "web")
     context.fake.calls.clear()
 
     with pytest.raises(QuotaExceeded, match="memory"):
         environments.resize(context, "alice", "alice", "web", LimitChanges(memory_bytes=9 * GIB))
 
-    assert context.database.get_environment("alice", "web") == before
+    assert context.database.environments.get("alice", "web") == before
     assert context.fake.calls_of("set_limits") == []
     assert [e.outcome for e in events(context, "resized environment")] == ["failed"]
 
@@ -264,7 +264,7 @@ def test_rm_deletes_the_instance_then_the_record(context: FakeContext) -> None:
     context.fake.calls.clear()
     status_at_delete: list[str] = []
     context.fake.before["delete"] = lambda project, name: status_at_delete.append(
-        context.database.get_environment("alice", name).status
+        context.database.environments.get("alice", name).status
     )
 
     operation_id = environments.request_remove(context, "alice", "alice", "web")
@@ -273,7 +273,7 @@ def test_rm_deletes_the_instance_then_the_record(context: FakeContext) -> None:
     assert status_at_delete == ["deleting"]
     assert "web" not in context.fake.instance_names(PROJECT)
     with pytest.raises(NotFound):
-        context.database.get_environment("alice", "web")
+        context.database.environments.get("alice", "web")
     assert [e.outcome for e in events(context, "removed environment")] == ["succeeded"]
 
 
@@ -286,7 +286,7 @@ def test_rm_keeps_the_record_when_the_instance_cannot_be_deleted(context: FakeCo
     operation_id = environments.request_remove(context, "alice", "alice", "web")
 
     assert wait_operation(context, operation_id).status == "failed"
-    assert context.database.get_environment("alice", "web").status == "deleting"
+    assert context.database.environments.get("alice", "web").status == "deleting"
     assert [e.outcome for e in events(context, "removed environment")] == ["failed"]
 
 
@@ -335,6 +335,6 @@ def test_stop_action_stops_and_records_the_state(context: FakeContext) -> None:
     operation_id = environments.request_action(context, "alice", "alice", "web", "stop")
     assert wait_operation(context, operation_id).status == "succeeded"
     assert not context.fake.instances[PROJECT]["web"].info.running
-    assert context.database.get_environment("alice", "web").state_hint == "Stopped"
+    assert context.database.environments.get("alice", "web").state_hint == "Stopped"
     with pytest.raises(Invalid, match="not an action"):
         environments.request_action(context, "alice", "alice", "web", "explode")

@@ -28,7 +28,7 @@ from tests.unit.fakes import (
 
 
 def _add_env(context: FakeContext, user: str, name: str, address: str | None) -> None:
-    context.database.add_environment(
+    context.database.environments.add(
         user,
         name,
         image="cloche/bookworm",
@@ -79,7 +79,7 @@ def test_parse_egress_accepts_the_three_forms_and_refuses_the_rest() -> None:
 def test_desired_policy_holds_every_env_with_an_address_and_the_config(
     context: FakeContext,
 ) -> None:
-    context.database.set_egress("alice", "db", "none")
+    context.database.environments.update("alice", "db", egress="none")
     policy = firewall.desired_policy(context)
     assert policy.mode == "open"
     assert policy.bridge == "clochebr0" and policy.gateway == "10.120.0.1"

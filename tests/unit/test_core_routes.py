@@ -132,7 +132,7 @@ def test_publish_udp_opens_the_udp_port(context: FakeContext) -> None:
 
 def test_publish_https_loads_one_caddy_route_to_the_envs_address(context: FakeContext) -> None:
     answer = routes.publish(context, "alice", "alice", "web", "https://App.Test:8080/api")
-    address = context.database.get_environment("alice", "web").address
+    address = context.database.environments.get("alice", "web").address
     assert answer["public"] == "https://app.test/api"
     assert answer["target"] == f"{address}:8080"
     [route] = caddy_routes(context)

@@ -106,7 +106,7 @@ def test_restore_in_place_restarts_waits_and_reapplies_todays_limits_and_keys(
     assert methods.index("set_limits") < methods.index("wait_until_booted")
     assert "exec" in methods[methods.index("wait_until_booted") :]  # keys installed after boot
     assert actions(context)[1:] == [("restored environment", "alice/web", "succeeded")]
-    assert context.database.get_environment("alice", "web").host_keys == HOST_KEYS
+    assert context.database.environments.get("alice", "web").host_keys == HOST_KEYS
 
 
 def test_restore_of_a_missing_snapshot_fails_before_any_operation(context: FakeContext) -> None:
@@ -126,10 +126,10 @@ def test_a_failed_boot_after_restore_is_one_failed_event(context: FakeContext) -
 
 def test_restore_as_new_makes_a_ready_env_with_its_own_address(context: FakeContext) -> None:
     snapshots.take_snapshot(context, "alice", "alice", "web", "good")
-    source = context.database.get_environment("alice", "web")
+    source = context.database.environments.get("alice", "web")
     operation = snapshots.request_restore_as_new(context, "bob", "alice", "web", "good", "copy")
     assert wait_operation(context, operation).status == "succeeded"
-    copy = context.database.get_environment("alice", "copy")
+    copy = context.database.environments.get("alice", "copy")
     assert copy.status == "ready"
     assert copy.address is not None
     assert copy.address != source.address
@@ -150,10 +150,10 @@ def test_restore_as_new_checks_name_and_quota_before_recording(context: FakeCont
         snapshots.request_restore_as_new(context, "alice", "alice", "web", "good", "web")
     with pytest.raises(NotFound):
         snapshots.request_restore_as_new(context, "alice", "alice", "web", "nope", "other")
-    context.database.update_user_quotas("alice", cpu=1)
+    context.database.users.update_quotas("alice", cpu=1)
     with pytest.raises(QuotaExceeded):
         snapshots.request_restore_as_new(context, "alice", "alice", "web", "good", "other")
-    assert [env.name for env in context.database.list_environments("alice")] == ["web"]
+    assert [env.name for env in context.database.environments.list("alice")] == ["web"]
     assert [outcome for _, _, outcome in actions(context)[1:]] == ["failed"] * 3
 
 
@@ -162,7 +162,7 @@ def test_restore_as_new_that_fails_to_boot_leaves_nothing(context: FakeContext) 
     context.fake.fail_boot = True
     operation = snapshots.request_restore_as_new(context, "alice", "alice", "web", "good", "copy")
     assert wait_operation(context, operation).status == "failed"
-    assert [env.name for env in context.database.list_environments("alice")] == ["web"]
+    assert [env.name for env in context.database.environments.list("alice")] == ["web"]
     assert "copy" not in context.fake.instance_names(PROJECT)
     assert actions(context)[1:] == [("restored environment as new", "alice/copy", "failed")]
 
@@ -177,7 +177,7 @@ def test_policy_overrides_persist_and_merge_with_the_host_defaults(context: Fake
         "weekly": 0,
         "monthly": 3,
     }
-    assert context.database.get_environment("alice", "web").snapshot_policy == {"hourly": 48}
+    assert context.database.environments.get("alice", "web").snapshot_policy == {"hourly": 48}
     snapshots.set_snapshot_policy(context, "alice", "alice", "web", {"daily": 0})
     assert snapshots.snapshot_policy(context, "alice", "web")["overrides"] == {
         "daily": 0,
@@ -185,7 +185,7 @@ def test_policy_overrides_persist_and_merge_with_the_host_defaults(context: Fake
     }
     reset = snapshots.set_snapshot_policy(context, "alice", "alice", "web", {}, reset=True)
     assert reset["overrides"] == {}
-    assert context.database.get_environment("alice", "web").snapshot_policy is None
+    assert context.database.environments.get("alice", "web").snapshot_policy is None
     with pytest.raises(Invalid):
         snapshots.set_snapshot_policy(context, "alice", "alice", "web", {"hourly": -1})
     with pytest.raises(Invalid):

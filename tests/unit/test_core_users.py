@@ -54,7 +54,7 @@ def create_env(context: FakeContext, user: str, name: str) -> None:
 def test_add_creates_the_project_profiles_and_record(context: FakeContext) -> None:
     shown = users.add_user(context, "admin", new_user())
 
-    record = context.database.get_user("alice")
+    record = context.database.users.get("alice")
     assert record.uid_base > 0
     assert record.uid_size >= 65536
     assert shown["uid_base"] == record.uid_base
@@ -69,7 +69,7 @@ def test_add_creates_the_project_profiles_and_record(context: FakeContext) -> No
         assert profile["config"]["security.idmap.base"] == str(record.uid_base)
         assert profile["config"]["security.idmap.size"] == str(record.uid_size)
     assert context.fake.methods() == ["ensure_project", "ensure_profiles"]
-    [key] = context.database.list_keys("alice")
+    [key] = context.database.users.list_keys("alice")
     assert key.fingerprint == parse_public_key(public_key("ed25519")).fingerprint
     assert [(e.action, e.target, e.outcome) for e in events(context)] == [
         ("added user", "alice", "succeeded")
@@ -80,7 +80,7 @@ def test_two_users_get_ranges_that_do_not_overlap(context: FakeContext) -> None:
     users.add_user(context, "admin", new_user("alice"))
     users.add_user(context, "admin", new_user("bob"))
 
-    alice, bob = context.database.get_user("alice"), context.database.get_user("bob")
+    alice, bob = context.database.users.get("alice"), context.database.users.get("bob")
     assert alice.uid_end <= bob.uid_base or bob.uid_end <= alice.uid_base
     alice_base = context.fake.profiles["cloche-alice"]["standard"]["config"]["security.idmap.base"]
     bob_base = context.fake.profiles["cloche-bob"]["standard"]["config"]["security.idmap.base"]
@@ -94,7 +94,7 @@ def test_failing_ensure_project_leaves_no_user(context: FakeContext) -> None:
         users.add_user(context, "admin", new_user())
 
     with pytest.raises(NotFound):
-        context.database.get_user("alice")
+        context.database.users.get("alice")
     assert context.fake.projects == {}
     [event] = events(context)
     assert (event.action, event.outcome) == ("added user", "failed")
@@ -108,22 +108,22 @@ def test_failing_ensure_profiles_leaves_no_user_and_no_project(context: FakeCont
         users.add_user(context, "admin", new_user())
 
     with pytest.raises(NotFound):
-        context.database.get_user("alice")
-    assert context.database.list_keys() == []
+        context.database.users.get("alice")
+    assert context.database.users.list_keys() == []
     assert context.fake.projects == {}
     [event] = events(context)
     assert (event.action, event.outcome) == ("added user", "failed")
     # The name is free again.
     context.fake.fail.clear()
     users.add_user(context, "admin", new_user())
-    assert context.database.get_user("alice").name == "alice"
+    assert context.database.users.get("alice").name == "alice"
 
 
 def test_weak_key_is_invalid_and_nothing_is_made(context: FakeContext) -> None:
     with pytest.raises(Invalid, match="1024 bits"):
         users.add_user(context, "admin", new_user(keys=("ed25519", "rsa1024")))
 
-    assert context.database.list_users() == []
+    assert context.database.users.list() == []
     assert context.fake.calls == []
     [event] = events(context)
     assert (event.action, event.outcome) == ("added user", "failed")
@@ -144,14 +144,14 @@ def test_set_quota_failure_restores_the_quotas(context: FakeContext) -> None:
     with pytest.raises(HostFailure):
         users.set_quota(context, "admin", "alice", QuotaChanges(cpu=8))
 
-    assert context.database.get_user("alice").cpu == 4
+    assert context.database.users.get("alice").cpu == 4
     assert [e.outcome for e in events(context, "changed quotas of user")] == ["failed"]
 
 
 def test_set_quota_converges_the_project(context: FakeContext) -> None:
     add_user(context, "alice", cpu=4)
     users.set_quota(context, "admin", "alice", QuotaChanges(cpu=8))
-    assert context.database.get_user("alice").cpu == 8
+    assert context.database.users.get("alice").cpu == 8
     # The template's CPU comes on top of the user's quota.
     assert context.fake.projects["cloche-alice"].config["limits.cpu"] == "9"
 
@@ -166,7 +166,7 @@ def test_remove_with_environments_and_no_purge_is_a_conflict(context: FakeContex
     with pytest.raises(Conflict, match="--purge"):
         users.request_remove(context, "admin", "alice", purge=False)
 
-    assert context.database.get_user("alice").name == "alice"
+    assert context.database.users.get("alice").name == "alice"
     assert "web" in context.fake.instance_names("cloche-alice")
     [event] = events(context, "removed user")
     assert event.outcome == "failed"
@@ -180,9 +180,9 @@ def test_remove_with_purge_deletes_environments_and_project(context: FakeContext
     operation_id = users.request_remove(context, "admin", "alice", purge=True)
 
     assert wait_operation(context, operation_id).status == "succeeded"
-    assert context.database.list_environments() == []
+    assert context.database.environments.list() == []
     with pytest.raises(NotFound):
-        context.database.get_user("alice")
+        context.database.users.get("alice")
     assert "cloche-alice" not in context.fake.projects
     assert context.fake.instances.get("cloche-alice", {}) == {}
     deleted = [call.args[0] for call in context.fake.calls_of("delete")]
@@ -195,7 +195,7 @@ def test_remove_without_environments_needs_no_purge(context: FakeContext) -> Non
     add_user(context, "alice")
     operation_id = users.request_remove(context, "admin", "alice", purge=False)
     assert wait_operation(context, operation_id).status == "succeeded"
-    assert context.database.list_users() == []
+    assert context.database.users.list() == []
     assert context.fake.projects == {}
 
 
@@ -216,7 +216,7 @@ def test_add_key_and_remove_key_push_keys_to_ready_environments(context: FakeCon
     create_env(context, "alice", "web")
     create_env(context, "alice", "db")
     # A record still being created has no instance to push to: it is skipped.
-    context.database.add_environment(
+    context.database.environments.add(
         "alice",
         "new",
         image="cloche/bookworm",

@@ -51,14 +51,14 @@ def test_a_birth_that_fails_after_making_the_instance_leaves_nothing(
 ) -> None:
     born = newborn(context)
     address = reserve(context, born)
-    assert context.database.get_environment("alice", "born").status == "creating"
+    assert context.database.environments.get("alice", "born").status == "creating"
     context.fake.fail_boot = True
     messages: list[str] = []
     with pytest.raises(HostFailure, match="Last console lines"):
         build(context, born, address, make_plain(context, "born"), messages.append)
     assert "born" not in context.fake.instance_names(PROJECT)
     with pytest.raises(NotFound):
-        context.database.get_environment("alice", "born")
+        context.database.environments.get("alice", "born")
     assert messages[-1] == "cleaning up"
 
 
@@ -72,7 +72,7 @@ def test_a_birth_whose_make_step_raises_forgets_the_record(context: FakeContext)
     with pytest.raises(Conflict, match="import was refused"):
         build(context, born, address, make, lambda message: None)
     with pytest.raises(NotFound):
-        context.database.get_environment("alice", "born")
+        context.database.environments.get("alice", "born")
     # Its address is free again for the next one (a positive control on the same path).
     again = newborn(context, "again")
     assert reserve(context, again) == address
@@ -82,7 +82,7 @@ def test_a_successful_birth_is_ready_with_its_forward_open(context: FakeContext)
     born = newborn(context)
     address = reserve(context, born)
     build(context, born, address, make_plain(context, "born"), lambda message: None)
-    env = context.database.get_environment("alice", "born")
+    env = context.database.environments.get("alice", "born")
     assert (env.status, env.address) == ("ready", address)
     assert f"{address}:22" in context.host.jump_accounts.allowed["alice"]  # type: ignore[attr-defined]
 

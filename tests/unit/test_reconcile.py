@@ -25,7 +25,7 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
 
 
 def record(context: FakeContext, name: str, status: EnvironmentStatus) -> None:
-    context.database.add_environment(
+    context.database.environments.add(
         "alice",
         name,
         image="cloche/bookworm",
@@ -55,7 +55,7 @@ def test_half_made_environment_is_removed(context: FakeContext, status: Environm
 
     assert "web" not in context.fake.instance_names(PROJECT)
     with pytest.raises(NotFound):
-        context.database.get_environment("alice", "web")
+        context.database.environments.get("alice", "web")
     assert len(findings) == 1
     assert "alice/web" in findings[0]
     assert reconciler_events(context) == [("repaired environment", "alice/web", "succeeded")]
@@ -68,17 +68,17 @@ def test_half_made_records_are_only_repaired_at_startup(context: FakeContext) ->
     # While the daemon runs, a 'creating' record may exist a moment before its operation does.
     record(context, "web", "creating")
     assert reconcile.reconcile_environments(context) == []
-    assert context.database.get_environment("alice", "web").status == "creating"
+    assert context.database.environments.get("alice", "web").status == "creating"
 
 
 def test_creating_record_with_a_running_operation_is_left_alone(context: FakeContext) -> None:
     record(context, "web", "creating")
     context.fake.add_instance(PROJECT, "web", owner="alice")
-    context.database.create_operation("create environment", "alice/web")
+    context.database.operations.create("create environment", "alice/web")
 
     assert reconcile.reconcile_environments(context, startup=True) == []
 
-    assert context.database.get_environment("alice", "web").status == "creating"
+    assert context.database.environments.get("alice", "web").status == "creating"
     assert "web" in context.fake.instance_names(PROJECT)
     assert reconciler_events(context) == []
 
@@ -86,11 +86,11 @@ def test_creating_record_with_a_running_operation_is_left_alone(context: FakeCon
 def test_environment_deleted_by_a_running_user_purge_is_left_alone(context: FakeContext) -> None:
     record(context, "web", "deleting")
     context.fake.add_instance(PROJECT, "web", owner="alice")
-    context.database.create_operation("remove user", "alice")
+    context.database.operations.create("remove user", "alice")
 
     reconcile.reconcile_environments(context, startup=True)
 
-    assert context.database.get_environment("alice", "web").status == "deleting"
+    assert context.database.environments.get("alice", "web").status == "deleting"
     assert reconciler_events(context) == []
 
 
@@ -100,7 +100,7 @@ def test_missing_instance_is_reported_once(context: FakeContext) -> None:
     first = reconcile.reconcile_environments(context)
 
     assert first == ["alice/web has a record but LXD has no instance"]
-    env = context.database.get_environment("alice", "web")
+    env = context.database.environments.get("alice", "web")
     assert env.state_hint == "Missing"
     assert env.status == "ready"  # reported, not removed
     assert reconciler_events(context) == [("found environment missing", "alice/web", "failed")]
@@ -148,10 +148,10 @@ def test_reconcile_once_logs_instead_of_raising(context: FakeContext) -> None:
 def test_operations_a_stopped_daemon_left_running_read_as_failed(
     context: FakeContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lost = context.database.create_operation("create environment", "alice/web")
-    legacy = context.database.create_operation("create environment", "alice/db")
+    lost = context.database.operations.create("create environment", "alice/web")
+    legacy = context.database.operations.create("create environment", "alice/db")
     # A row written by an older daemon holds the bare sentence rather than an API body.
-    context.database.update_operation(legacy.id, status="failed", error="It stopped; retry.")
+    context.database.operations.update(legacy.id, status="failed", error="It stopped; retry.")
     monkeypatch.setattr(reconcile, "run_every", lambda name, interval, action: None)
     reconcile.start_reconciler(context)
     shown = context.operations.describe(lost.id)

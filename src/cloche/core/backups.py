@@ -278,11 +278,11 @@ def backup_environment(
 def _targets(context: Context, address: tuple[str, str] | None) -> list[EnvironmentRecord]:
     if address is not None:
         user, name = check_user_name(address[0]), check_environment_name(address[1])
-        env = context.database.get_environment(user, name)
+        env = context.database.environments.get(user, name)
         if env.status != "ready":
             raise Conflict(f"Environment {user}/{name} is {env.status}; back it up once ready.")
         return [env]
-    return [env for env in context.database.list_environments() if env.status == "ready"]
+    return [env for env in context.database.environments.list() if env.status == "ready"]
 
 
 def request_backup(
@@ -499,7 +499,7 @@ def _restore_in_place(
         with context.locked(f"env:{env.user}/{env.name}"):
             progress("stopping and replacing the environment")
             instances.delete(env.name)
-            context.database.update_environment(env.user, env.name, status="creating")
+            context.database.environments.update(env.user, env.name, status="creating")
             progress("importing into LXD")
             exports.import_backup(env.name, tarball, context.config.storage.pool)
             exports.reconfigure_import(
@@ -535,17 +535,17 @@ def request_restore(
         if tags is None:
             raise Invalid(f"Backup {backup_id} was not made by cloche; restore it with restic.")
         source = (tags.user, tags.env)
-        context.database.get_user(tags.user)
+        context.database.users.get(tags.user)
         existing: EnvironmentRecord | None = None
         if as_new is not None:
             check_environment_name(as_new)
-            if any(env.name == as_new for env in context.database.list_environments(tags.user)):
+            if any(env.name == as_new for env in context.database.environments.list(tags.user)):
                 raise Conflict(
                     f"Environment {tags.user}/{as_new} already exists; choose another name."
                 )
             target = f"{tags.user}/{as_new}"
         else:
-            existing = context.database.get_environment(tags.user, tags.env)
+            existing = context.database.environments.get(tags.user, tags.env)
             target = f"{tags.user}/{tags.env}"
     details: dict[str, JsonValue] = {
         "backup": snapshot.short_id,

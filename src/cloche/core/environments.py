@@ -10,7 +10,7 @@ from typing import Any
 from cloche.core import routes, ssh_access
 from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
-from cloche.core.firewall import converge_quietly, egress_of
+from cloche.core.firewall import converge_quietly
 from cloche.core.new_environment import Newborn, build, quota_of, reserve, usage_of
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
@@ -70,7 +70,7 @@ def describe(
             "processes": env.processes,
         },
         "host_keys": dict(env.host_keys or {}),
-        "egress": egress_of(context, env.user, env.name),
+        "egress": env.egress,
         "created_at": env.created_at.isoformat(),
     }
 
@@ -78,8 +78,8 @@ def describe(
 def list_environments(context: Context, user: str | None) -> list[dict[str, Any]]:
     """Environments (of one user when given) with their live state."""
     if user is not None:
-        context.database.get_user(check_user_name(user))
-    records = context.database.list_environments(user)
+        context.database.users.get(check_user_name(user))
+    records = context.database.environments.list(user)
     # One LXD request per user, not one per environment: listings stay fast with hundreds.
     states = {owner: context.user_instances(owner).states() for owner in {e.user for e in records}}
     return [describe(context, env, states=states[env.user]) for env in records]
@@ -87,8 +87,8 @@ def list_environments(context: Context, user: str | None) -> list[dict[str, Any]
 
 def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
     """One environment with its live state and its published routes."""
-    env = context.database.get_environment(*checked_names(user, name))
-    routes = [record.spec for record in context.database.list_routes(env.user, env.name)]
+    env = context.database.environments.get(*checked_names(user, name))
+    routes = [record.spec for record in context.database.routes.list(env.user, env.name)]
     return {**describe(context, env), "routes": routes}
 
 
@@ -154,7 +154,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         raise Invalid(f"{action!r} is not an action; use start, stop or restart.")
     past = ACTIONS[action]
     with audited(context, actor, f"{past} environment", target, only_failure=True):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         instances = context.user_instances(env.user)
@@ -168,7 +168,7 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         else:
             instances.stop(env.name)
         state = instances.state(env.name)
-        context.database.update_environment(
+        context.database.environments.update(
             env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
         )
 
@@ -180,10 +180,10 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 def destroy(context: Context, user: str, name: str) -> None:
     """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
     had_http_routes = routes.has_http_routes(context, user, name)
-    context.database.update_environment(user, name, status="deleting")
+    context.database.environments.update(user, name, status="deleting")
     context.user_instances(user).delete(name)
     # Its routes go with the record; the firewall and Caddy then drop them too.
-    context.database.delete_environment(user, name)
+    context.database.environments.delete(user, name)
     ssh_access.converge_user(context, user)
     converge_quietly(context, "cloche")
     routes.after_removal(context, "cloche", had_http_routes)
@@ -193,7 +193,7 @@ def request_remove(context: Context, actor: str, user: str, name: str) -> str:
     """Delete an environment in the background."""
     target = f"{user}/{name}"
     with audited(context, actor, "removed environment", target, only_failure=True):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
 
     def work(progress: Progress) -> None:
         progress("deleting")
@@ -214,8 +214,8 @@ def resize(
     target = f"{user}/{name}"
     with audited(context, actor, "resized environment", target, given):
         user_name, env_name = checked_names(user, name)
-        owner = context.database.get_user(user_name)
-        env = context.database.get_environment(user_name, env_name)
+        owner = context.database.users.get(user_name)
+        env = context.database.environments.get(user_name, env_name)
         limits = Limits(
             cpu=changes.cpu or env.cpu,
             memory_bytes=changes.memory_bytes or env.memory_bytes,
@@ -224,7 +224,7 @@ def resize(
         )
         others = [
             usage_of(other)
-            for other in context.database.list_environments(user_name)
+            for other in context.database.environments.list(user_name)
             if other.name != env_name
         ]
         check_fits(
@@ -236,7 +236,7 @@ def resize(
         )
         with context.locked(f"env:{target}"):
             context.user_instances(user_name).set_limits(env_name, limits)
-            updated = context.database.update_environment(
+            updated = context.database.environments.update(
                 user_name,
                 env_name,
                 cpu=limits.cpu,
@@ -261,7 +261,7 @@ def execute(
     target = f"{user}/{name}"
     details: dict[str, JsonValue] = {"command": shlex.join(command)[:500], "root": as_root}
     with audited(context, actor, "ran command in environment", target, details):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
         if as_root:
             return context.user_instances(env.user).exec(env.name, command, stdin=stdin)
         home = f"/home/{env.user}"

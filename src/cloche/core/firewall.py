@@ -25,7 +25,7 @@ from cloche.core.context import Context, HostEffects, open_context
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.config import ClocheConfig
-from cloche.model.egress import DEFAULT_EGRESS, format_egress, parse_egress
+from cloche.model.egress import format_egress, parse_egress
 from cloche.model.errors import ClocheError
 from cloche.model.firewall import EnvNetwork, FirewallPolicy
 from cloche.model.names import check_environment_name, check_user_name
@@ -51,19 +51,18 @@ def port_routes(records: Iterable[RouteRecord]) -> list[PortRoute]:
 
 def desired_policy(context: Context) -> FirewallPolicy:
     """What the firewall must enforce now, from the config and the database."""
-    egress = context.database.list_egress()
     envs = tuple(
         EnvNetwork(
             env.user,
             env.name,
             env.address,
-            parse_egress(egress.get((env.user, env.name), DEFAULT_EGRESS)),
+            parse_egress(env.egress),
         )
-        for env in context.database.list_environments()
+        for env in context.database.environments.list()
         if env.address
     )
     config = context.config
-    published = port_routes(context.database.list_routes())
+    published = port_routes(context.database.routes.list())
     return FirewallPolicy(
         mode=config.firewall.mode,
         bridge=config.network.bridge,
@@ -124,12 +123,14 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
         user_name, env_name = check_user_name(user), check_environment_name(name)
         stored = format_egress(parse_egress(egress))
         with context.locked(f"egress:{target}"):
-            previous = context.database.get_egress(user_name, env_name)
+            previous = context.database.environments.get(user_name, env_name).egress
             with Reverter() as revert:
-                context.database.set_egress(user_name, env_name, stored)
+                context.database.environments.update(user_name, env_name, egress=stored)
                 revert.add(
                     "put the previous egress back",
-                    lambda: context.database.set_egress(user_name, env_name, previous),
+                    lambda: context.database.environments.update(
+                        user_name, env_name, egress=previous
+                    ),
                 )
                 converge_firewall(context, actor)
                 revert.success()
@@ -138,4 +139,6 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
 
 def egress_of(context: Context, user: str, name: str) -> str:
     """The stored egress policy of an environment."""
-    return context.database.get_egress(check_user_name(user), check_environment_name(name))
+    return context.database.environments.get(
+        check_user_name(user), check_environment_name(name)
+    ).egress

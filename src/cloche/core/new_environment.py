@@ -75,8 +75,8 @@ def limits_of(env: EnvironmentRecord) -> Limits:
 
 def check_new_environment(context: Context, user: str, name: str, limits: Limits) -> None:
     """Refuse a name the user already has, or limits that would take them over their quota."""
-    owner = context.database.get_user(user)
-    others = context.database.list_environments(user)
+    owner = context.database.users.get(user)
+    others = context.database.environments.list(user)
     if any(env.name == name for env in others):
         raise Conflict(
             f"Environment {user}/{name} already exists; choose another name or remove it first."
@@ -95,9 +95,9 @@ def reserve(context: Context, newborn: Newborn) -> str:
     check_new_environment(context, newborn.user, newborn.name, newborn.limits)
     limits = newborn.limits
     with context.locked("addresses"):
-        used = [env.address for env in context.database.list_environments() if env.address]
+        used = [env.address for env in context.database.environments.list() if env.address]
         address = allocate_address(context.config.network.subnet, used)
-        context.database.add_environment(
+        context.database.environments.add(
             newborn.user,
             newborn.name,
             image=newborn.image,
@@ -119,7 +119,7 @@ def build(
     user, name = newborn.user, newborn.name
     instances = context.user_instances(user)
     with Reverter() as revert:
-        revert.add("forget the record", lambda: context.database.delete_environment(user, name))
+        revert.add("forget the record", lambda: context.database.environments.delete(user, name))
         revert.add("remove the instance", lambda: instances.delete(name))
         revert.add("say so", lambda: progress("cleaning up"))
         try:
@@ -143,7 +143,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     converge_firewall(context, "cloche")
     # A copy (restore as new) must not bring the original's proxy devices onto its host ports;
     # an import in place gets today's routes rather than those of the backup's time.
-    routes.converge_devices(context, context.database.get_environment(user, name))
+    routes.converge_devices(context, context.database.environments.get(user, name))
     progress("starting (its own machine-id and SSH host keys)")
     instances.start(name)
     progress("waiting for systemd")
@@ -151,7 +151,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     progress("setting up the account")
     install_keys(context, user, name)
     state = instances.state(name)
-    context.database.update_environment(
+    context.database.environments.update(
         user,
         name,
         status="ready",
@@ -164,7 +164,7 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
 
 def install_keys(context: Context, user: str, name: str) -> None:
     """Write the owner's account, sudo rule and current keys inside a running environment."""
-    keys = [key.public_key for key in context.database.list_keys(user)]
+    keys = [key.public_key for key in context.database.users.list_keys(user)]
     result = context.user_instances(user).exec(
         name,
         ["sh", "-c", account_script(user)],

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cloche.core.ports import StateStore
 from cloche.model.errors import ClocheError, HostFailure
 from cloche.model.errors_wire import error_body
-from cloche.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _error_of(stored: str | None) -> dict[str, Any] | None:
 class OperationRunner:
     """Runs long operations on a small pool of threads and records their progress."""
 
-    def __init__(self, database: Database, workers: int = 4) -> None:
+    def __init__(self, database: StateStore, workers: int = 4) -> None:
         self._database = database
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
         self._running: set[str] = set()
@@ -41,10 +41,10 @@ class OperationRunner:
 
     def submit(self, kind: str, target: str, work: Work) -> str:
         """Start work in the background; return the operation id clients poll."""
-        operation = self._database.create_operation(kind, target, progress="queued")
+        operation = self._database.operations.create(kind, target, progress="queued")
 
         def progress(message: str) -> None:
-            self._database.update_operation(operation.id, progress=message)
+            self._database.operations.update(operation.id, progress=message)
 
         def run() -> None:
             try:
@@ -55,7 +55,7 @@ class OperationRunner:
                 log.exception("operation %s (%s %s) crashed", operation.id, kind, target)
                 self._finish(operation.id, HostFailure(f"{kind} {target} failed: {error}"))
             else:
-                self._database.update_operation(operation.id, status="succeeded", progress="done")
+                self._database.operations.update(operation.id, status="succeeded", progress="done")
             finally:
                 with self._lock:
                     self._running.discard(operation.id)
@@ -66,13 +66,13 @@ class OperationRunner:
         return operation.id
 
     def _finish(self, operation_id: str, error: ClocheError) -> None:
-        self._database.update_operation(
+        self._database.operations.update(
             operation_id, status="failed", error=json.dumps(error_body(error))
         )
 
     def describe(self, operation_id: str) -> dict[str, Any]:
         """The operation as the API shows it."""
-        operation = self._database.get_operation(operation_id)
+        operation = self._database.operations.get(operation_id)
         return {
             "id": operation.id,
             "kind": operation.kind,

@@ -30,9 +30,9 @@ INTERVAL_SECONDS = 60.0
 def reconcile_environments(context: Context, *, startup: bool = False) -> list[str]:
     """One pass: repair (at startup) or report every mismatch; return one line per finding."""
     findings: list[str] = []
-    records = {(env.user, env.name): env for env in context.database.list_environments()}
+    records = {(env.user, env.name): env for env in context.database.environments.list()}
     running_targets = {
-        operation.target for operation in context.database.list_operations(status="running")
+        operation.target for operation in context.database.operations.list(status="running")
     }
     for (user, name), env in records.items():
         target = f"{user}/{name}"
@@ -45,13 +45,13 @@ def reconcile_environments(context: Context, *, startup: bool = False) -> list[s
             with context.locked(f"env:{target}"):  # repair the orphan
                 with contextlib.suppress(ClocheError):
                     instances.delete(name)
-                context.database.delete_environment(user, name)
+                context.database.environments.delete(user, name)
             findings.append(f"removed half-made {target} (left {env.status} by a stopped daemon)")
             context.record(ACTOR, "repaired environment", target, details={"was": env.status})
             continue
         if env.status == "ready" and instances.find(name) is None:
             if env.state_hint != "Missing":
-                context.database.update_environment(user, name, state_hint="Missing")
+                context.database.environments.update(user, name, state_hint="Missing")
                 context.record(
                     ACTOR,
                     "found environment missing",
@@ -102,7 +102,7 @@ def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
 def start_reconciler(context: Context) -> threading.Thread:
     """Fail operations a previous daemon left running, reconcile now and then every minute."""
     lost = HostFailure("The cloche daemon stopped during this operation; run it again.")
-    stopped = context.database.fail_unfinished_operations(json.dumps(error_body(lost)))
+    stopped = context.database.operations.fail_unfinished(json.dumps(error_body(lost)))
     if stopped:
         log.warning("marked %d operation(s) of a previous daemon as failed", stopped)
 

@@ -53,9 +53,9 @@ def _canonical_json(config: Any) -> str:
 
 def desired_proxy_config(context: Context) -> dict[str, Any]:
     """The whole Caddy config for every http(s) route whose environment has an address."""
-    addresses = {(env.user, env.name): env.address for env in context.database.list_environments()}
+    addresses = {(env.user, env.name): env.address for env in context.database.environments.list()}
     published = []
-    for record in context.database.list_routes():
+    for record in context.database.routes.list():
         route = parse_route(record.spec)
         address = addresses.get((record.user, record.name))
         if isinstance(route, HttpRoute) and address:
@@ -103,7 +103,7 @@ def converge_devices(context: Context, env: EnvironmentRecord) -> dict[str, Json
     info = context.user_instances(env.user).find(env.name)
     if info is None:
         return None
-    routes = _port_routes(context.database.list_routes(env.user, env.name))
+    routes = _port_routes(context.database.routes.list(env.user, env.name))
     return _apply_devices(context, env, info, routes)
 
 
@@ -124,9 +124,9 @@ def reconcile_routes(context: Context, actor: str) -> list[str]:
 def _reconcile_devices(context: Context, actor: str) -> list[str]:
     findings: list[str] = []
     routes_by_env: dict[tuple[str, str], list[RouteRecord]] = {}
-    for record in context.database.list_routes():
+    for record in context.database.routes.list():
         routes_by_env.setdefault((record.user, record.name), []).append(record)
-    environments = [env for env in context.database.list_environments() if env.status == "ready"]
+    environments = [env for env in context.database.environments.list() if env.status == "ready"]
     for user in sorted({env.user for env in environments}):
         try:
             instances = {info.name: info for info in context.user_instances(user).list()}
@@ -155,7 +155,7 @@ def _reconcile_devices(context: Context, actor: str) -> list[str]:
 
 
 def _ready(context: Context, user: str, name: str) -> EnvironmentRecord:
-    env = context.database.get_environment(check_user_name(user), check_environment_name(name))
+    env = context.database.environments.get(check_user_name(user), check_environment_name(name))
     if env.status != "ready":
         raise Conflict(
             f"{env.qualified_name} is {env.status}; wait until it is ready, then publish again."
@@ -203,7 +203,7 @@ def _public_host(context: Context) -> str:
 def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
     """A route as the API shows it: where it is reached and where it leads."""
     route = parse_route(record.spec)
-    env = context.database.get_environment(record.user, record.name)
+    env = context.database.environments.get(record.user, record.name)
     answer: dict[str, Any] = {
         "user": record.user,
         "name": record.name,
@@ -234,18 +234,18 @@ def publish(context: Context, actor: str, user: str, name: str, spec: str) -> di
         _refuse_auth(route)
         env = _ready(context, user, name)
         with context.locked("routes"):
-            for record in context.database.list_routes(env.user, env.name):
+            for record in context.database.routes.list(env.user, env.name):
                 if record.spec == route.spec:
                     return {**describe_route(context, record), "changed": False}
             _refuse_busy_port(context, route)
             with Reverter() as revert:
-                record = context.database.add_route(
+                record = context.database.routes.add(
                     env.user, env.name, route.spec, route_endpoint(route)
                 )
                 revert.add("converge without the route", lambda: _undo(context, actor, env, route))
                 revert.add(
                     "forget the route",
-                    lambda: context.database.remove_route(env.user, env.name, route.spec),
+                    lambda: context.database.routes.remove(env.user, env.name, route.spec),
                 )
                 _converge_for(context, actor, env, route)
                 revert.success()
@@ -257,13 +257,13 @@ def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> 
     target = f"{user}/{name}"
     with audited(context, actor, "unpublished route", target, {"route": spec[:300]}):
         route = parse_route(spec)
-        env = context.database.get_environment(check_user_name(user), check_environment_name(name))
+        env = context.database.environments.get(check_user_name(user), check_environment_name(name))
         with context.locked("routes"), Reverter() as revert:
-            record = context.database.remove_route(env.user, env.name, route.spec)
+            record = context.database.routes.remove(env.user, env.name, route.spec)
             revert.add("converge with the route", lambda: _undo(context, actor, env, route))
             revert.add(
                 "keep the route",
-                lambda: context.database.add_route(
+                lambda: context.database.routes.add(
                     env.user, env.name, record.spec, record.endpoint
                 ),
             )
@@ -284,10 +284,10 @@ def list_routes(
     if user is not None:
         user = check_user_name(user)
         if name is not None:
-            context.database.get_environment(user, check_environment_name(name))
+            context.database.environments.get(user, check_environment_name(name))
         else:
-            context.database.get_user(user)
-    return [describe_route(context, record) for record in context.database.list_routes(user, name)]
+            context.database.users.get(user)
+    return [describe_route(context, record) for record in context.database.routes.list(user, name)]
 
 
 def after_removal(context: Context, actor: str, had_http_routes: bool) -> None:
@@ -304,5 +304,5 @@ def has_http_routes(context: Context, user: str, name: str) -> bool:
     """True when the environment publishes any http:// or https:// route."""
     return any(
         isinstance(parse_route(record.spec), HttpRoute)
-        for record in context.database.list_routes(user, name)
+        for record in context.database.routes.list(user, name)
     )

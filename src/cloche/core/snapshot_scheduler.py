@@ -60,7 +60,7 @@ def schedule_once(context: Context, now: datetime | None = None) -> dict[str, Sn
     if not context.config.snapshots.enabled:
         return applied
     moment = now or context.host.clock.now()
-    for env in context.database.list_environments():
+    for env in context.database.environments.list():
         if env.status != "ready":
             continue
         try:

@@ -83,7 +83,7 @@ def effective_policy(
 
 
 def _ready(context: Context, user: str, name: str) -> EnvironmentRecord:
-    env = context.database.get_environment(*checked_names(user, name))
+    env = context.database.environments.get(*checked_names(user, name))
     if env.status != "ready":
         raise Conflict(
             f"Environment {env.qualified_name} is {env.status}; wait until it is ready and retry."
@@ -108,7 +108,7 @@ def take_snapshot(
 
 def list_snapshots(context: Context, user: str, name: str) -> list[dict[str, Any]]:
     """An environment's snapshots, oldest first."""
-    env = context.database.get_environment(*checked_names(user, name))
+    env = context.database.environments.get(*checked_names(user, name))
     return [
         describe_snapshot(snapshot)
         for snapshot in context.user_instances(env.user).list_snapshots(env.name)
@@ -119,7 +119,7 @@ def remove_snapshot(context: Context, actor: str, user: str, name: str, snapshot
     """Delete one snapshot (manual or scheduled) of an environment."""
     target = f"{user}/{name}"
     with audited(context, actor, "removed snapshot", target, {"snapshot": snapshot}):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
         with context.locked(f"env:{env.qualified_name}"):
             context.user_instances(env.user).delete_snapshot(env.name, snapshot)
 
@@ -138,7 +138,7 @@ def request_restore(context: Context, actor: str, user: str, name: str, snapshot
             progress(f"restoring {snapshot} (the environment restarts)")
             instances.restore_snapshot(env.name, snapshot)
             # The snapshot holds the limits of its time; the record holds today's.
-            current = context.database.get_environment(env.user, env.name)
+            current = context.database.environments.get(env.user, env.name)
             instances.set_limits(env.name, limits_of(current))
             # ... and the proxy devices of its time: today's routes are in the database.
             routes.converge_devices(context, current)
@@ -149,7 +149,7 @@ def request_restore(context: Context, actor: str, user: str, name: str, snapshot
             progress("setting up the account (today's keys)")
             install_keys(context, env.user, env.name)
             state = instances.state(env.name)
-            context.database.update_environment(
+            context.database.environments.update(
                 env.user,
                 env.name,
                 state_hint=state.status,
@@ -180,7 +180,7 @@ def request_restore_as_new(
         context.user_instances(source.user).require_snapshot(source.name, snapshot)
         address = reserve(context, newborn)
         if source.snapshot_policy is not None:
-            context.database.update_environment(
+            context.database.environments.update(
                 source.user, new_name, snapshot_policy=source.snapshot_policy
             )
     details.update({"address": address, "limits": newborn.limits.describe()})
@@ -235,7 +235,7 @@ def describe_policy(context: Context, env: EnvironmentRecord) -> dict[str, Any]:
 
 def snapshot_policy(context: Context, user: str, name: str) -> dict[str, Any]:
     """An environment's retention policy as the API shows it."""
-    return describe_policy(context, context.database.get_environment(*checked_names(user, name)))
+    return describe_policy(context, context.database.environments.get(*checked_names(user, name)))
 
 
 def set_snapshot_policy(
@@ -253,7 +253,7 @@ def set_snapshot_policy(
     if reset:
         given["reset"] = True
     with audited(context, actor, "set snapshot policy", target, given):
-        env = context.database.get_environment(*checked_names(user, name))
+        env = context.database.environments.get(*checked_names(user, name))
         overrides = {} if reset else dict(env.snapshot_policy or {})
         for key, value in changes.items():
             if key not in POLICY_FIELDS:
@@ -273,7 +273,7 @@ def set_snapshot_policy(
                     f"{POLICY_MAX}."
                 )
             overrides[key] = value
-        updated = context.database.update_environment(
+        updated = context.database.environments.update(
             env.user, env.name, snapshot_policy=overrides or None
         )
         return describe_policy(context, updated)

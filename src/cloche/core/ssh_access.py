@@ -37,10 +37,10 @@ def converge_sshd(host: HostEffects, config: ClocheConfig, state_dir: Path) -> l
 def jump_keys(context: Context, user: str) -> str:
     """The user's jump authorized_keys: each key may forward only to their ready envs' port 22."""
     database = context.database
-    keys = [key.public_key for key in database.list_keys(user)]
+    keys = [key.public_key for key in database.users.list_keys(user)]
     destinations = [
         f"{env.address}:22"
-        for env in database.list_environments(user)
+        for env in database.environments.list(user)
         if env.address and env.status == "ready"
     ]
     return render_authorized_keys(keys, destinations)
@@ -54,7 +54,7 @@ def converge_user(context: Context, user: str) -> None:
 
 def converge_all_users(context: Context) -> None:
     """Every user's jump account and keys file, as at daemon start."""
-    for user in context.database.list_users():
+    for user in context.database.users.list():
         converge_user(context, user.name)
 
 
@@ -67,12 +67,12 @@ def ssh_config(
 ) -> dict[str, str]:
     """The ssh_config text and the known_hosts text for one user's environments."""
     database, config = context.database, context.config
-    database.get_user(user)
+    database.users.get(user)
     jump_host = host or config.ssh.host or context.host.network.fqdn()
     jump_port = port or config.ssh.port
     targets = [
         SshTarget(env.name, env.address, dict(env.host_keys or {}))
-        for env in database.list_environments(user)
+        for env in database.environments.list(user)
         if env.address and env.status == "ready"
     ]
     host_keys = context.host.sshd.host_public_keys()

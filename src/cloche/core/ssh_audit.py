@@ -20,7 +20,7 @@ POLL_SECONDS = 1.0
 def audit_new_authentications(context: Context) -> int:
     """Record the new authentication lines of cloche users; return how many were recorded."""
     lines = context.host.sshd.new_log_lines(context.state_dir, context.state_dir / SSHD_LOG)
-    users = {user.name for user in context.database.list_users()} if lines else set()
+    users = {user.name for user in context.database.users.list()} if lines else set()
     recorded = 0
     for line in lines:
         attempt = parse_auth_line(line)

@@ -55,7 +55,7 @@ def converge_project(context: Context, user: UserRecord) -> None:
 
 def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
     """The user as the API shows it."""
-    keys = context.database.list_keys(user.name)
+    keys = context.database.users.list_keys(user.name)
     return {
         "name": user.name,
         "role": user.role,
@@ -66,7 +66,7 @@ def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
         "uid_base": user.uid_base,
         "uid_size": user.uid_size,
         "project": project_name(user.name),
-        "environments": context.database.count_environments(user.name),
+        "environments": context.database.environments.count(user.name),
         "keys": len(keys),
         "created_at": user.created_at.isoformat(),
     }
@@ -78,7 +78,7 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
         check_user_name(command.name)
         keys = [parse_public_key(text) for text in command.ssh_keys]
         with context.locked(f"user:{command.name}"):
-            user = context.database.add_user(
+            user = context.database.users.add(
                 command.name,
                 role=command.role,
                 max_envs=command.max_envs,
@@ -88,14 +88,16 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
             )
             # Nothing half-made: the project (if any), the account and the record go together.
             with Reverter() as revert:
-                revert.add("forget the user", lambda: context.database.delete_user(user.name))
+                revert.add("forget the user", lambda: context.database.users.delete(user.name))
                 revert.add("remove the project", lambda: _remove_project(context, user.name))
                 revert.add(
                     "remove the jump account",
                     lambda: context.host.jump_accounts.remove(user.name),
                 )
                 for key in keys:
-                    context.database.add_key(user.name, key.fingerprint, key.line, key.comment)
+                    context.database.users.add_key(
+                        user.name, key.fingerprint, key.line, key.comment
+                    )
                 converge_project(context, user)
                 ssh_access.converge_user(context, user.name)
                 revert.success()
@@ -104,18 +106,18 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
 
 def list_users(context: Context) -> list[dict[str, Any]]:
     """Every user with quotas and usage."""
-    return [describe_user(context, user) for user in context.database.list_users()]
+    return [describe_user(context, user) for user in context.database.users.list()]
 
 
 def show_user(context: Context, name: str) -> dict[str, Any]:
     """One user with keys and environment names."""
-    user = context.database.get_user(check_user_name(name))
+    user = context.database.users.get(check_user_name(name))
     shown = describe_user(context, user)
     shown["ssh_keys"] = [
         {"fingerprint": key.fingerprint, "comment": key.comment, "public_key": key.public_key}
-        for key in context.database.list_keys(name)
+        for key in context.database.users.list_keys(name)
     ]
-    shown["environment_names"] = [env.name for env in context.database.list_environments(name)]
+    shown["environment_names"] = [env.name for env in context.database.environments.list(name)]
     return shown
 
 
@@ -126,8 +128,8 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
     }
     with audited(context, actor, "changed quotas of user", name, given):
         with context.locked(f"user:{name}"):
-            before = context.database.get_user(check_user_name(name))
-            user = context.database.update_user_quotas(
+            before = context.database.users.get(check_user_name(name))
+            user = context.database.users.update_quotas(
                 name,
                 max_envs=before.max_envs if changes.max_envs is None else changes.max_envs,
                 cpu=changes.cpu or before.cpu,
@@ -137,7 +139,7 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
             with Reverter() as revert:
                 revert.add(
                     "put the previous quotas back",
-                    lambda: context.database.update_user_quotas(
+                    lambda: context.database.users.update_quotas(
                         name,
                         max_envs=before.max_envs,
                         cpu=before.cpu,
@@ -152,7 +154,7 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
 
 def _push_keys(context: Context, user: str) -> None:
     ssh_access.converge_user(context, user)
-    for env in context.database.list_environments(user):
+    for env in context.database.environments.list(user):
         if env.status == "ready":
             install_keys(context, user, env.name)
 
@@ -161,7 +163,7 @@ def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any
     """Add a public key to a user and to every environment of theirs."""
     key = parse_public_key(text)
     with audited(context, actor, "added key of user", name, {"fingerprint": key.fingerprint}):
-        record = context.database.add_key(
+        record = context.database.users.add_key(
             check_user_name(name), key.fingerprint, key.line, key.comment
         )
         _push_keys(context, name)
@@ -171,7 +173,7 @@ def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any
 def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> dict[str, Any]:
     """Remove a public key from a user and from every environment of theirs."""
     with audited(context, actor, "removed key of user", name, {"fingerprint": fingerprint}):
-        context.database.remove_key(check_user_name(name), fingerprint)
+        context.database.users.remove_key(check_user_name(name), fingerprint)
         _push_keys(context, name)
         return {"fingerprint": fingerprint}
 
@@ -181,8 +183,8 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
     target = name
     with audited(context, actor, "removed user", target, {"purge": purge}, only_failure=True):
         check_user_name(name)
-        context.database.get_user(name)
-        count = context.database.count_environments(name)
+        context.database.users.get(name)
+        count = context.database.environments.count(name)
         if count and not purge:
             raise Conflict(
                 f"User {name!r} still has {count} environment(s); remove them first or add "
@@ -190,13 +192,13 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
             )
 
     def work(progress: environments.Progress) -> None:
-        for env in context.database.list_environments(name):
+        for env in context.database.environments.list(name):
             progress(f"deleting {name}/{env.name}")
             environments.destroy(context, name, env.name)
         progress("deleting the LXD project")
         _remove_project(context, name)
         context.host.jump_accounts.remove(name)
-        context.database.delete_user(name)
+        context.database.users.delete(name)
 
     return submit_audited(
         context, actor, "removed user", target, work, {"purge": purge}, kind="remove user"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Final, Literal, get_args
 
+from cloche.model.egress import DEFAULT_EGRESS, parse_egress
 from cloche.model.errors import Invalid
 from cloche.model.names import check_environment_name, check_user_name
 
@@ -20,6 +22,15 @@ PROFILES: tuple[str, ...] = get_args(Profile)
 ENVIRONMENT_STATUSES: tuple[str, ...] = get_args(EnvironmentStatus)
 OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 FINISHED_OPERATION_STATUSES: tuple[str, ...] = ("succeeded", "failed")
+
+
+class Unset(enum.Enum):
+    """The type of UNSET: a keyword argument of an update that was left out, unlike None."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
@@ -115,10 +126,13 @@ class EnvironmentRecord:
     host_keys: Mapping[str, str] | None = field(default=None, hash=False)
     # Snapshot retention counts that override the host's (config field name -> count).
     snapshot_policy: Mapping[str, int] | None = field(default=None, hash=False)
+    # The stored egress policy: 'open', 'none' or 'allow:CIDR,CIDR' (model/egress.py).
+    egress: str = DEFAULT_EGRESS
 
     def __post_init__(self) -> None:
         check_user_name(self.user)
         check_environment_name(self.name)
+        parse_egress(self.egress)
         if not self.image.strip():
             raise Invalid(f"Environment {self.user}/{self.name} has no image; name one.")
         _check_choice("profile", self.profile, PROFILES)
