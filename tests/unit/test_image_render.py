@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cloche.core.context import image_ports
 from cloche.core.images import build_image, image_status
 from cloche.model.config import ClocheConfig, LxdConfig
 from cloche.model.errors import Invalid
+from cloche.model.images import KEY_PROPERTY
 from cloche.render import image
-from cloche.runtime.images import KEY_PROPERTY
 from tests.unit.golden import assert_golden, assert_golden_json
 
 BOOKWORM = "bookworm"
@@ -69,8 +70,8 @@ def test_key_property_agrees_with_the_runtime() -> None:
 @pytest.mark.parametrize(
     ("mirror", "security"),
     [
-        ("http://deb.debian.org/debian", "http://deb.debian.org/debian-security"),
-        ("http://deb.debian.org/debian/", "http://deb.debian.org/debian-security"),
+        ("http://mirror.example/debian", "http://mirror.example/debian-security"),
+        ("http://mirror.example/debian/", "http://mirror.example/debian-security"),
         (
             "https://mirror.example.org/pub/linux/debian",
             "https://mirror.example.org/pub/linux/debian-security",
@@ -83,7 +84,7 @@ def test_security_mirror(mirror: str, security: str | None) -> None:
 
 
 def test_apt_sources_golden() -> None:
-    assert_golden("image/sources.list", image.apt_sources(BOOKWORM, "http://deb.debian.org/debian"))
+    assert_golden("image/sources.list", image.apt_sources(BOOKWORM, "http://mirror.example/debian"))
     sources = image.apt_sources(BOOKWORM, "http://apt.example.org/repo")
     assert "security" not in sources
 
@@ -159,12 +160,14 @@ def test_build_rejects_bad_input_before_touching_the_host(
 ) -> None:
     config = ClocheConfig(lxd=LxdConfig(socket=str(tmp_path / "no-lxd.socket")))
     with pytest.raises(Invalid, match=bad):
-        build_image(config, state_dir=tmp_path, release=release, extra_packages=extra_packages)
+        build_image(
+            config, image_ports(config, tmp_path), release=release, extra_packages=extra_packages
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_status_without_lxd_says_what_is_wrong(tmp_path: Path) -> None:
     config = ClocheConfig(lxd=LxdConfig(socket=str(tmp_path / "no-lxd.socket")))
-    ok, line = image_status(config, tmp_path)
+    ok, line = image_status(config, image_ports(config, tmp_path))
     assert not ok
     assert line.startswith("cloche/bookworm: LXD is not running")

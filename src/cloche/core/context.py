@@ -12,10 +12,14 @@ from typing import Any, Protocol
 
 from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
+from cloche.core.ports import ImagePorts
 from cloche.host import caddy, nftables
+from cloche.host.apt_sources import HostAptSources
+from cloche.host.image_build import DebootstrapImageBuilder
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
+from cloche.runtime.images import LxdImageStore
 from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
@@ -177,4 +181,13 @@ def open_context(config: ClocheConfig, state_dir: Path) -> Context:
         database=database,
         audit=AuditLog(state_dir / "audit.log"),
         operations=OperationRunner(database),
+    )
+
+
+def image_ports(config: ClocheConfig, state_dir: Path) -> ImagePorts:
+    """The adapters the image use cases act through on this host (they need no daemon)."""
+    return ImagePorts(
+        builder=DebootstrapImageBuilder(state_dir),
+        store=LxdImageStore(config.lxd.socket),
+        apt_sources=HostAptSources(),
     )
