@@ -90,7 +90,7 @@ _ONE_LINE_OPTIONS = {"arch": "architectures", "enabled": "enabled"}
 def _one_line_options(text: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for option in text.split():
-        match = re.fullmatch(r"([A-Za-z-]+)([+-]?)=(.*)", option)
+        match = re.fullmatch(r"([A-Za-z-]+?)([+-]?)=(.*)", option)
         if match is None:
             continue
         name, modifier, value = match.groups()
