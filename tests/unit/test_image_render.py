@@ -11,7 +11,7 @@ from cloche.core.context import image_ports
 from cloche.core.images import build_image, image_status
 from cloche.model.config import ClocheConfig, LxdConfig
 from cloche.model.errors import Invalid
-from cloche.model.images import KEY_PROPERTY
+from cloche.model.images import KEY_PROPERTY, ImageInfo
 from cloche.render import image
 from tests.unit.golden import assert_golden, assert_golden_json
 
@@ -63,8 +63,11 @@ def test_packages_include_what_boot_network_and_ssh_need() -> None:
     assert list(packages) == sorted(set(packages))
 
 
-def test_key_property_agrees_with_the_runtime() -> None:
-    assert image.KEY_PROPERTY == KEY_PROPERTY
+def test_the_key_the_recipe_writes_is_the_one_images_report() -> None:
+    text = image.metadata_yaml(
+        architecture="x86_64", creation_date=0, release=BOOKWORM, cache_key="0123"
+    )
+    assert ImageInfo("f", properties=yaml.safe_load(text)["properties"]).cache_key == "0123"
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from cloche.core.operations import OperationRunner
 from cloche.core.ports import ImagePorts
 from cloche.host import caddy, nftables
 from cloche.host.apt_sources import HostAptSources
+from cloche.host.files import write_atomically
 from cloche.host.image_build import DebootstrapImageBuilder
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
@@ -179,7 +180,7 @@ def open_context(config: ClocheConfig, state_dir: Path) -> Context:
         config=config,
         state_dir=state_dir,
         database=database,
-        audit=AuditLog(state_dir / "audit.log"),
+        audit=AuditLog(state_dir / "audit.log", write_atomically),
         operations=OperationRunner(database),
     )
 
