@@ -14,31 +14,10 @@ from dataclasses import dataclass
 # Release names and their aliases: a suite among these (or a URI ending in /debian) is Debian's
 # main archive, which is how an Ubuntu or third-party entry is told apart from it.
 DEBIAN_SUITES = frozenset(
-    {
-        "hamm",
-        "slink",
-        "potato",
-        "woody",
-        "sarge",
-        "etch",
-        "lenny",
-        "squeeze",
-        "wheezy",
-        "jessie",
-        "stretch",
-        "buster",
-        "bullseye",
-        "bookworm",
-        "trixie",
-        "forky",
-        "duke",
-        "sid",
-        "oldoldstable",
-        "oldstable",
-        "stable",
-        "testing",
-        "unstable",
-    }
+    (
+        "hamm slink potato woody sarge etch lenny squeeze wheezy jessie stretch buster bullseye "
+        "bookworm trixie forky duke sid oldoldstable oldstable stable testing unstable"
+    ).split()
 )
 _FALSE = frozenset({"no", "false", "without", "off", "disable"})
 _DEB822_SUFFIX = ".sources"
@@ -95,10 +74,8 @@ def _one_line_options(text: str) -> dict[str, str]:
             continue
         name, modifier, value = match.groups()
         field = _ONE_LINE_OPTIONS.get(name.lower())
-        if field is None or (modifier and field != "architectures"):
-            continue
         # arch+= only adds to the default set, so it does not narrow what the entry serves.
-        if modifier == "+":
+        if field is None or modifier == "+" or (modifier == "-" and field != "architectures"):
             continue
         key = field + ("-remove" if modifier == "-" else "")
         options[key] = value.replace(",", " ")
@@ -187,7 +164,7 @@ def debian_mirror(files: Iterable[tuple[str, str]], architecture: str | None = N
     """The URL of Debian's main archive the files use, or None when they name none.
 
     files are (file name, text) in the order apt reads them: sources.list, then
-    sources.list.d/ sorted by name. A URI ending in /debian wins over an other match (a vendor's
+    sources.list.d/ sorted by name. A URI ending in /debian wins over another match (a vendor's
     repository for Debian names the same suite), else the first match does.
     """
     candidates = [
