@@ -14,10 +14,31 @@ from dataclasses import dataclass
 # Release names and their aliases: a suite among these (or a URI ending in /debian) is Debian's
 # main archive, which is how an Ubuntu or third-party entry is told apart from it.
 DEBIAN_SUITES = frozenset(
-    (
-        "hamm slink potato woody sarge etch lenny squeeze wheezy jessie stretch buster bullseye "
-        "bookworm trixie forky duke sid oldoldstable oldstable stable testing unstable"
-    ).split()
+    {
+        "hamm",
+        "slink",
+        "potato",
+        "woody",
+        "sarge",
+        "etch",
+        "lenny",
+        "squeeze",
+        "wheezy",
+        "jessie",
+        "stretch",
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "oldoldstable",
+        "oldstable",
+        "stable",
+        "testing",
+        "unstable",
+    }
 )
 _FALSE = frozenset({"no", "false", "without", "off", "disable"})
 _DEB822_SUFFIX = ".sources"
