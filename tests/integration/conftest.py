@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
+from cloche.host.apt_sources import HostAptSources
+from cloche.render.apt_sources import debian_mirror
 from tests.conftest import unique_suffix
 
 
@@ -23,6 +26,16 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
         return int(probe.getsockname()[1])
+
+
+def apt_mirror_host() -> str:
+    """The host name of the Debian mirror this host's apt sources use (DNS tests resolve it)."""
+    sources = HostAptSources()
+    mirror = debian_mirror(sources.sources_files(), sources.architecture())
+    hostname = urlsplit(mirror).hostname if mirror else None
+    if not hostname:
+        pytest.skip("this host's apt sources name no Debian mirror to resolve")
+    return hostname
 
 
 def delete_instance(name: str, project: str = "default") -> None:

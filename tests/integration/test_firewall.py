@@ -26,6 +26,7 @@ from cloche.model.errors import HostFailure
 from cloche.model.firewall import FirewallPolicy
 from cloche.render.nftables import render_ruleset
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
+from tests.integration.conftest import apt_mirror_host
 from tests.integration.test_environments import make_user, remove_user
 
 AUDIT_LOG = Path("/var/lib/cloche/audit.log")
@@ -321,7 +322,7 @@ def test_environments_still_get_dhcp_and_dns_from_the_gateway(tenants: Tenants) 
     # The address came by DHCP after the firewall was loaded (it is loaded before each start).
     shown = in_env(a_one, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
     assert tenants.addresses[a_one] in shown
-    resolved = in_env(a_one, "getent", "hosts", "deb.debian.org")
+    resolved = in_env(a_one, "getent", "hosts", apt_mirror_host())
     assert resolved.returncode == 0 and resolved.stdout.strip(), resolved.stderr
 
 

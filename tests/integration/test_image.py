@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from cloche.core.context import image_ports
 from cloche.core.images import ImageResult, build_image, image_status, list_images
 from cloche.model.config import ClocheConfig, ImageConfig
 from cloche.model.errors import HostFailure, Invalid
 from cloche.render.image import image_alias, image_cache_key
-from tests.integration.conftest import lxc
+from tests.integration.conftest import apt_mirror_host, lxc
 
 STATE_DIR = Path(os.environ.get("CLOCHE_STATE_DIR", "/var/lib/cloche"))
 CONFIG = ClocheConfig()
@@ -23,7 +24,7 @@ BOOT_SECONDS = 90.0
 @pytest.fixture(scope="module")
 def built_image() -> ImageResult:
     """The default image, built (or reused) once for the whole module."""
-    return build_image(CONFIG, state_dir=STATE_DIR)
+    return build_image(CONFIG, image_ports(CONFIG, STATE_DIR))
 
 
 def _launch(name: str) -> None:
@@ -101,7 +102,7 @@ def _identity(name: str) -> dict[str, str]:
 def test_second_build_is_a_no_op(built_image: ImageResult) -> None:
     assert built_image.alias == "cloche/bookworm"
     assert built_image.cache_key == image_cache_key("bookworm", [])
-    again = build_image(CONFIG, state_dir=STATE_DIR)
+    again = build_image(CONFIG, image_ports(CONFIG, STATE_DIR))
     assert (again.built, again.imported) == (False, False)
     assert again.fingerprint == built_image.fingerprint
     assert again.seconds < 5
@@ -110,12 +111,12 @@ def test_second_build_is_a_no_op(built_image: ImageResult) -> None:
 
 
 def test_list_and_status_show_the_image(built_image: ImageResult) -> None:
-    listed = {image.fingerprint: image for image in list_images(CONFIG)}
+    listed = {image.fingerprint: image for image in list_images(image_ports(CONFIG, STATE_DIR))}
     image = listed[built_image.fingerprint]
     assert "cloche/bookworm" in image.aliases
     assert image.cache_key == built_image.cache_key
     assert image.size_bytes > 10 * 1024**2
-    ok, line = image_status(CONFIG, STATE_DIR)
+    ok, line = image_status(CONFIG, image_ports(CONFIG, STATE_DIR))
     assert ok
     assert line == f"cloche/bookworm: {built_image.fingerprint[:12]}"
 
@@ -145,25 +146,27 @@ def test_instances_boot_network_and_answer_ssh_with_their_own_identity(
     # DNS comes from DHCP (the bridge), through resolved.
     bridge_address = CONFIG.network.gateway_cidr.split("/")[0]
     assert bridge_address in _exec(first, "resolvectl", "dns", "eth0")
-    assert _exec(first, "getent", "hosts", "deb.debian.org")
+    assert _exec(first, "getent", "hosts", apt_mirror_host())
     assert _exec(first, "test", "!", "-e", "/etc/cloche/new-identity") == ""
 
 
 def test_failed_build_leaves_no_cache_entry(tmp_path: Path) -> None:
     config = ClocheConfig(image=ImageConfig(mirror="http://127.0.0.1:9/debian", packages=["hello"]))
     with pytest.raises(HostFailure, match="debootstrap"):
-        build_image(config, state_dir=tmp_path)
+        build_image(config, image_ports(config, tmp_path))
     entries = [path.name for path in (tmp_path / "images").iterdir()]
     assert entries == [".lock"]
 
 
 def test_unknown_package_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="no-such-package-for-cloche"):
-        build_image(CONFIG, state_dir=tmp_path, extra_packages=["no-such-package-for-cloche"])
+        build_image(
+            CONFIG, image_ports(CONFIG, tmp_path), extra_packages=["no-such-package-for-cloche"]
+        )
     assert [path.name for path in (tmp_path / "images").iterdir()] == [".lock"]
 
 
 def test_unknown_release_is_invalid_before_building(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="release"):
-        build_image(CONFIG, state_dir=tmp_path, release="nosuchrelease")
+        build_image(CONFIG, image_ports(CONFIG, tmp_path), release="nosuchrelease")
     assert not (tmp_path / "images").exists()

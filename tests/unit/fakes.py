@@ -26,6 +26,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from cloche.core import users
 from cloche.core.context import Context, HostEffects
 from cloche.core.operations import OperationRunner
+from cloche.host.files import write_atomically
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
@@ -646,7 +647,7 @@ def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeCont
         config=config or ClocheConfig(),
         state_dir=state_dir,
         database=database,
-        audit=AuditLog(state_dir / "audit.log"),
+        audit=AuditLog(state_dir / "audit.log", write_atomically),
         operations=OperationRunner(database),
         instances_factory=cast(Any, fake.instances_factory),
         projects_factory=cast(Any, fake.projects_factory),

@@ -26,15 +26,42 @@ ALLOWED: dict[str, set[str]] = {
 CLI_IN_PROCESS = {"host_commands.py", "image_commands.py", "serve_command.py"}
 
 
-def _cloche_imports(path: Path) -> set[str]:
+def _package_of(path: Path) -> str:
+    # The package a module's relative imports start from: its directory (an __init__.py's too).
+    directory = path.resolve().parent
+    if not directory.is_relative_to(SOURCE.parent):
+        return ""
+    return ".".join(directory.relative_to(SOURCE.parent).parts)
+
+
+def _is_layer(name: str) -> bool:
+    return (SOURCE / name).is_dir()
+
+
+def _absolute(module: str | None, level: int, package: str) -> str:
+    """The absolute module a from-import names (level: its leading dots)."""
+    if level == 0:
+        return module or ""
+    parts = package.split(".")
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
+def _cloche_imports(path: Path, package: str | None = None) -> set[str]:
+    """The cloche layers a module imports, relative imports resolved against package."""
+    package = package if package is not None else _package_of(path)
     tree = ast.parse(path.read_text(), filename=str(path))
     layers = set()
     for node in ast.walk(tree):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node.module, node.level, package)
+            names = [module]
+            if module == "cloche":
+                # 'from cloche import host' (or 'from .. import host') names a layer per name.
+                names = [f"cloche.{alias.name}" for alias in node.names if _is_layer(alias.name)]
         for name in names:
             parts = name.split(".")
             if parts[0] == "cloche" and len(parts) > 1:
@@ -67,3 +94,23 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("from cloche.core.host import init_host\nimport cloche.api.app\n")
     assert _cloche_imports(module) == {"core", "api"}
+
+
+def test_the_checker_resolves_relative_imports(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text(
+        "from ..core.host import init_host\n"
+        "from .. import store\n"
+        "from . import common\n"
+        "from .common import console\n"
+        "from cloche import runtime\n"
+    )
+    assert _cloche_imports(module, package="cloche.cli") == {"core", "store", "cli", "runtime"}
+
+
+def test_a_module_resolves_against_its_own_package() -> None:
+    assert _package_of(SOURCE / "core" / "images.py") == "cloche.core"
+    assert _package_of(SOURCE / "core" / "__init__.py") == "cloche.core"
+    assert _absolute(None, 1, "cloche.core") == "cloche.core"
+    assert _absolute("ports", 1, "cloche.core") == "cloche.core.ports"
+    assert _absolute("model.config", 2, "cloche.core") == "cloche.model.config"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cloche.host.files import write_atomically
 from cloche.model.audit import (
     GENESIS_HASH,
     AuditEvent,
@@ -47,7 +48,7 @@ def _chain(count: int) -> list[str]:
 
 
 def _write_log(tmp_path: Path, count: int) -> AuditLog:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", write_atomically)
     for number in range(1, count + 1):
         log.append(_event(number))
     return log
@@ -232,7 +233,7 @@ def test_append_creates_a_private_verifiable_log_with_a_head(tmp_path: Path) -> 
 
 
 def test_read_returns_the_last_events_oldest_first(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", write_atomically)
     assert log.read() == []
     for number in range(1, 6):
         log.append(_event(number))
@@ -244,7 +245,7 @@ def test_read_returns_the_last_events_oldest_first(tmp_path: Path) -> None:
 
 
 def test_read_finds_the_tail_of_a_log_larger_than_one_chunk(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", write_atomically)
     for number in range(1, 301):
         log.append(_event(number, details={"padding": "x" * 400}))
     assert log.path.stat().st_size > 2 * 64 * 1024
@@ -253,7 +254,7 @@ def test_read_finds_the_tail_of_a_log_larger_than_one_chunk(tmp_path: Path) -> N
 
 
 def test_verify_of_a_missing_log(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", write_atomically)
     assert log.verify().ok
     log.append(_event(1))
     log.path.unlink()
@@ -317,7 +318,7 @@ def test_follow_yields_the_last_events_then_new_ones(tmp_path: Path) -> None:
 
 
 def test_follow_waits_for_a_log_that_does_not_exist_yet(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", write_atomically)
     events = log.follow(poll_seconds=0.01)
 
     def append_two() -> None:
@@ -354,7 +355,7 @@ def test_concurrent_appends_from_four_threads_make_one_valid_chain(tmp_path: Pat
 
     def append_many(thread_number: int) -> None:
         # Separate AuditLog objects, as separate processes would have: only flock orders them.
-        log = AuditLog(path)
+        log = AuditLog(path, write_atomically)
         try:
             start.wait()
             for index in range(50):
@@ -368,7 +369,7 @@ def test_concurrent_appends_from_four_threads_make_one_valid_chain(tmp_path: Pat
     for thread in threads:
         thread.join()
     assert errors == []
-    log = AuditLog(path)
+    log = AuditLog(path, write_atomically)
     result = log.verify()
     assert (result.ok, result.count) == (True, 200), result.reason
     events = log.read()

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cloche.core.context import image_ports
 from cloche.core.images import build_image, image_status
 from cloche.model.config import ClocheConfig, LxdConfig
 from cloche.model.errors import Invalid
+from cloche.model.images import KEY_PROPERTY, ImageInfo
 from cloche.render import image
-from cloche.runtime.images import KEY_PROPERTY
 from tests.unit.golden import assert_golden, assert_golden_json
 
 BOOKWORM = "bookworm"
@@ -62,15 +63,18 @@ def test_packages_include_what_boot_network_and_ssh_need() -> None:
     assert list(packages) == sorted(set(packages))
 
 
-def test_key_property_agrees_with_the_runtime() -> None:
-    assert image.KEY_PROPERTY == KEY_PROPERTY
+def test_the_key_the_recipe_writes_is_the_one_images_report() -> None:
+    text = image.metadata_yaml(
+        architecture="x86_64", creation_date=0, release=BOOKWORM, cache_key="0123"
+    )
+    assert ImageInfo("f", properties=yaml.safe_load(text)["properties"]).cache_key == "0123"
 
 
 @pytest.mark.parametrize(
     ("mirror", "security"),
     [
-        ("http://deb.debian.org/debian", "http://deb.debian.org/debian-security"),
-        ("http://deb.debian.org/debian/", "http://deb.debian.org/debian-security"),
+        ("http://mirror.example/debian", "http://mirror.example/debian-security"),
+        ("http://mirror.example/debian/", "http://mirror.example/debian-security"),
         (
             "https://mirror.example.org/pub/linux/debian",
             "https://mirror.example.org/pub/linux/debian-security",
@@ -83,7 +87,7 @@ def test_security_mirror(mirror: str, security: str | None) -> None:
 
 
 def test_apt_sources_golden() -> None:
-    assert_golden("image/sources.list", image.apt_sources(BOOKWORM, "http://deb.debian.org/debian"))
+    assert_golden("image/sources.list", image.apt_sources(BOOKWORM, "http://mirror.example/debian"))
     sources = image.apt_sources(BOOKWORM, "http://apt.example.org/repo")
     assert "security" not in sources
 
@@ -159,12 +163,14 @@ def test_build_rejects_bad_input_before_touching_the_host(
 ) -> None:
     config = ClocheConfig(lxd=LxdConfig(socket=str(tmp_path / "no-lxd.socket")))
     with pytest.raises(Invalid, match=bad):
-        build_image(config, state_dir=tmp_path, release=release, extra_packages=extra_packages)
+        build_image(
+            config, image_ports(config, tmp_path), release=release, extra_packages=extra_packages
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_status_without_lxd_says_what_is_wrong(tmp_path: Path) -> None:
     config = ClocheConfig(lxd=LxdConfig(socket=str(tmp_path / "no-lxd.socket")))
-    ok, line = image_status(config, tmp_path)
+    ok, line = image_status(config, image_ports(config, tmp_path))
     assert not ok
     assert line.startswith("cloche/bookworm: LXD is not running")

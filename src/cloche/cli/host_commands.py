@@ -117,9 +117,11 @@ def status(
     path = config or config_path()
 
     def check_image() -> str:
+        from cloche.core.context import image_ports
         from cloche.core.images import image_status
 
-        ok, detail = image_status(_core_host().resolve_config(_host_files(), path, {}), STATE_DIR)
+        resolved = _core_host().resolve_config(_host_files(), path, {})
+        ok, detail = image_status(resolved, image_ports(resolved, STATE_DIR))
         if not ok:
             raise HostFailure(detail)
         return detail

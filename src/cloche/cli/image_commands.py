@@ -53,10 +53,11 @@ def build(
             status.update(message)
 
         from cloche.core import images
+        from cloche.core.context import image_ports
 
         result = images.build_image(
             config,
-            state_dir=STATE_DIR,
+            image_ports(config, STATE_DIR),
             release=release,
             extra_packages=_split_packages(packages),
             progress=progress,
@@ -82,8 +83,9 @@ def list_(
 ) -> None:
     """List the images LXD holds, with their aliases and cloche cache keys."""
     from cloche.core import images
+    from cloche.core.context import image_ports
 
-    found = images.list_images(load_host_config())
+    found = images.list_images(image_ports(load_host_config(), STATE_DIR))
     if as_json:
         typer.echo(
             json.dumps(

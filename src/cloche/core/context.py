@@ -15,6 +15,7 @@ from cloche.core.ports import (
     Files,
     Firewall,
     HostNetwork,
+    ImagePorts,
     JumpAccounts,
     KernelSettings,
     LxdDaemon,
@@ -37,9 +38,13 @@ from cloche.host.adapters import (
     HostSshd,
     SystemClock,
 )
+from cloche.host.apt_sources import HostAptSources
+from cloche.host.files import write_atomically
+from cloche.host.image_build import DebootstrapImageBuilder
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
+from cloche.runtime.images import LxdImageStore
 from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
@@ -143,7 +148,16 @@ def open_context(config: ClocheConfig, state_dir: Path, host: HostEffects | None
         config=config,
         state_dir=state_dir,
         database=database,
-        audit=AuditLog(state_dir / "audit.log"),
+        audit=AuditLog(state_dir / "audit.log", write_atomically),
         operations=OperationRunner(database),
         host=host or HostEffects(),
+    )
+
+
+def image_ports(config: ClocheConfig, state_dir: Path) -> ImagePorts:
+    """The adapters the image use cases act through on this host (they need no daemon)."""
+    return ImagePorts(
+        builder=DebootstrapImageBuilder(state_dir),
+        store=LxdImageStore(config.lxd.socket),
+        apt_sources=HostAptSources(),
     )

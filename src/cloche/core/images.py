@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from cloche.host import image_build
+from cloche.core.ports import AptSources, ImagePorts
 from cloche.model.config import ClocheConfig, ImageConfig, with_overrides
-from cloche.model.errors import ClocheError, HostFailure
+from cloche.model.errors import ClocheError, HostFailure, Invalid
+from cloche.model.images import BuildRequest, ImageInfo
+from cloche.model.paths import CONFIG_PATH
 from cloche.render import image as recipe
-from cloche.runtime import images as lxd_images
-from cloche.runtime.images import ImageInfo
-from cloche.runtime.lxd import Lxd
+from cloche.render.apt_sources import debian_mirror
 
 __all__ = ["ImageInfo", "ImageResult", "build_image", "image_status", "list_images"]
 
@@ -47,19 +46,33 @@ def _image_config(
     return with_overrides(config, overrides).image
 
 
-def _build_request(image: ImageConfig, cache_key: str) -> image_build.BuildRequest:
-    return image_build.BuildRequest(
+def _mirror(image: ImageConfig, apt_sources: AptSources) -> str:
+    if image.mirror is not None:
+        return image.mirror
+    found = debian_mirror(apt_sources.sources_files(), apt_sources.architecture())
+    if found is None:
+        raise Invalid(
+            "This host's apt sources name no Debian archive to bootstrap the image from; set "
+            f"image.mirror in {CONFIG_PATH} to a Debian mirror's URL and build again."
+        )
+    return found
+
+
+def _build_request(
+    image: ImageConfig, mirror: str, cache_key: str, architecture: str
+) -> BuildRequest:
+    return BuildRequest(
         cache_key=cache_key,
         release=image.release,
-        mirror=image.mirror,
+        mirror=mirror,
         packages=recipe.image_packages(image.packages),
-        apt_sources=recipe.apt_sources(image.release, image.mirror),
+        apt_sources=recipe.apt_sources(image.release, mirror),
         files=[(file.path, file.content, file.mode) for file in recipe.rootfs_files()],
         symlinks=recipe.ROOTFS_SYMLINKS,
         masked_units=recipe.MASKED_UNITS,
         enabled_units=recipe.ENABLED_UNITS,
         metadata_yaml=recipe.metadata_yaml(
-            architecture=image_build.host_architecture(),
+            architecture=architecture,
             creation_date=int(time.time()),
             release=image.release,
             cache_key=cache_key,
@@ -70,8 +83,8 @@ def _build_request(image: ImageConfig, cache_key: str) -> image_build.BuildReque
 
 def build_image(
     config: ClocheConfig,
+    ports: ImagePorts,
     *,
-    state_dir: Path,
     release: str | None = None,
     extra_packages: Sequence[str] = (),
     progress: Callable[[str], None] = _no_progress,
@@ -79,9 +92,10 @@ def build_image(
     """Make the alias point at an image built from the recipe, building only what is missing."""
     started = time.monotonic()
     image = _image_config(config, release, extra_packages)
+    mirror = _mirror(image, ports.apt_sources)
     cache_key = recipe.image_cache_key(image.release, image.packages)
     alias = recipe.image_alias(image.release)
-    lxd = Lxd(config.lxd.socket)
+    builder, store = ports.builder, ports.store
 
     def result(fingerprint: str, *, built: bool, imported: bool) -> ImageResult:
         return ImageResult(
@@ -93,54 +107,53 @@ def build_image(
             seconds=time.monotonic() - started,
         )
 
-    current = lxd_images.find_image_by_alias(lxd, alias)
+    current = store.find_by_alias(alias)
     if current is not None and current.cache_key == cache_key:
         progress(f"{alias} is up to date ({current.short_fingerprint}, key {cache_key})")
         return result(current.fingerprint, built=False, imported=False)
 
-    entry = image_build.cached_image(state_dir, cache_key)
+    entry = builder.cached_image(cache_key)
     built = entry is None
     if entry is None:
-        image_build.check_release(image.release)
-        entry = image_build.build_into_cache(state_dir, _build_request(image, cache_key), progress)
+        builder.check_release(image.release)
+        request = _build_request(image, mirror, cache_key, builder.architecture())
+        entry = builder.build(request, progress)
     else:
         progress(f"reusing the cached build {entry.directory}")
 
-    fingerprint = image_build.split_image_fingerprint(entry)
-    imported = lxd_images.find_image(lxd, fingerprint) is None
+    fingerprint = builder.fingerprint(entry)
+    imported = store.find(fingerprint) is None
     if imported:
         progress(f"importing into LXD as {alias}")
         try:
-            fingerprint = lxd_images.import_split_image(
-                lxd, entry.metadata_path, entry.rootfs_path
+            fingerprint = store.import_split_image(
+                entry.metadata_path, entry.rootfs_path
             ).fingerprint
         except HostFailure:
             # A build running at the same time may have imported the same tarballs first.
-            if lxd_images.find_image(lxd, fingerprint) is None:
+            if store.find(fingerprint) is None:
                 raise
             imported = False
     description = f"cloche base image, Debian {image.release} (key {cache_key})"
-    lxd_images.point_alias(lxd, alias, fingerprint, description)
+    store.point_alias(alias, fingerprint, description)
     return result(fingerprint, built=built, imported=imported)
 
 
-def list_images(config: ClocheConfig) -> list[ImageInfo]:
+def list_images(ports: ImagePorts) -> list[ImageInfo]:
     """Every image LXD holds, newest first."""
-    return lxd_images.list_images(Lxd(config.lxd.socket))
+    return ports.store.list_images()
 
 
-def image_status(config: ClocheConfig, state_dir: Path) -> tuple[bool, str]:
+def image_status(config: ClocheConfig, ports: ImagePorts) -> tuple[bool, str]:
     """Whether the configured base image is in LXD, as a line for 'cloche host status'."""
     image = config.image
     alias = recipe.image_alias(image.release)
     try:
-        current = lxd_images.find_image_by_alias(Lxd(config.lxd.socket), alias)
+        current = ports.store.find_by_alias(alias)
     except ClocheError as error:
         return False, f"{alias}: {error}"
     if current is None:
-        cached = image_build.cached_image(
-            state_dir, recipe.image_cache_key(image.release, image.packages)
-        )
+        cached = ports.builder.cached_image(recipe.image_cache_key(image.release, image.packages))
         hint = " (a cached build exists)" if cached is not None else ""
         return False, f"no image {alias}{hint}; run 'cloche image build'"
     line = f"{alias}: {current.short_fingerprint}"

@@ -8,12 +8,14 @@ live in host/, runtime/ and store/; core/context.py is the one core module that 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cloche.model.host import CaddyService, LxdObject, PathKind
+from cloche.model.images import BuildRequest, CachedImage, ImageInfo
 from cloche.model.records import (
     UNSET,
     EnvironmentRecord,
@@ -218,6 +220,75 @@ class StateStore(Protocol):
 
 
 # --- images --------------------------------------------------------------------------------
+
+
+class ImageBuilder(Protocol):
+    """Builds of the base image's tarballs into the host's cache (host/image_build.py)."""
+
+    def architecture(self) -> str:
+        """The host's architecture as LXD names it (x86_64, aarch64)."""
+        ...
+
+    def cached_image(self, cache_key: str) -> CachedImage | None:
+        """The complete cache entry for cache_key, or None when there is none."""
+        ...
+
+    def check_release(self, release: str) -> None:
+        """Raise Invalid when the builder does not know how to bootstrap release."""
+        ...
+
+    def build(self, request: BuildRequest, progress: Callable[[str], None]) -> CachedImage:
+        """Build the request into the cache; the entry appears only when complete."""
+        ...
+
+    def fingerprint(self, entry: CachedImage) -> str:
+        """The fingerprint LXD will give the entry's split image."""
+        ...
+
+
+class ImageStore(Protocol):
+    """The images LXD holds and their aliases (runtime/images.py)."""
+
+    def find(self, fingerprint: str) -> ImageInfo | None:
+        """The image with this fingerprint, or None."""
+        ...
+
+    def find_by_alias(self, alias: str) -> ImageInfo | None:
+        """The image an alias points at, or None when the alias does not exist."""
+        ...
+
+    def import_split_image(self, metadata_path: Path, rootfs_path: Path) -> ImageInfo:
+        """Upload a metadata tarball and a rootfs tarball as one image; return it."""
+        ...
+
+    def point_alias(self, alias: str, fingerprint: str, description: str) -> None:
+        """Create the alias, or move it to fingerprint when it points elsewhere."""
+        ...
+
+    def list_images(self) -> list[ImageInfo]:
+        """Every image, newest first."""
+        ...
+
+
+class AptSources(Protocol):
+    """The host's own apt sources, where the default mirror comes from (host/apt_sources.py)."""
+
+    def sources_files(self) -> list[tuple[str, str]]:
+        """(file name, text) of every apt sources file, in the order apt reads them."""
+        ...
+
+    def architecture(self) -> str | None:
+        """The host's architecture as dpkg names it (None when unknown)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImagePorts:
+    """What the image use cases (core/images.py) act through."""
+
+    builder: ImageBuilder
+    store: ImageStore
+    apt_sources: AptSources
 
 
 # --- host: firewall, proxy, sshd and jump accounts, packages, kernel, logs, ports, clock ----

@@ -1,4 +1,4 @@
-"""Atomic file writes, with the previous content kept for rollback."""
+"""Atomic, durable file writes, with the previous content kept for rollback."""
 
 from __future__ import annotations
 
@@ -16,8 +16,20 @@ def read_text_or_none(path: Path) -> str | None:
         return None
 
 
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> None:
-    """Write content to path so that readers see either the old or the new file, never half."""
+    """Write content to path so that readers see either the old or the new file, never half.
+
+    Durable too: the file is synced before the rename and its directory after, so a power cut
+    leaves the old file or the new one, not an empty one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -32,6 +44,7 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _fsync_directory(path.parent)
 
 
 def restore(path: Path, previous: str | None) -> None:

@@ -11,56 +11,19 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cloche.host.files import write_atomically
 from cloche.host.run import run
 from cloche.model.errors import HostFailure, Invalid
+from cloche.model.images import METADATA_TARBALL, ROOTFS_TARBALL, BuildRequest, CachedImage
 
-METADATA_TARBALL = "meta.tar.xz"
-ROOTFS_TARBALL = "rootfs.tar.zst"
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 
 DEBOOTSTRAP_TIMEOUT_SECONDS = 1800.0
 PACK_TIMEOUT_SECONDS = 900.0
 _BUILD_PREFIX = ".build-"
-
-
-@dataclass(frozen=True)
-class CachedImage:
-    """A complete cache entry: the two tarballs LXD imports as one split image."""
-
-    directory: Path
-    cache_key: str
-
-    @property
-    def metadata_path(self) -> Path:
-        """The metadata tarball (metadata.yaml and templates/)."""
-        return self.directory / METADATA_TARBALL
-
-    @property
-    def rootfs_path(self) -> Path:
-        """The root filesystem tarball."""
-        return self.directory / ROOTFS_TARBALL
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """Everything the build writes, already decided by the pure recipe."""
-
-    cache_key: str
-    release: str
-    mirror: str
-    packages: Sequence[str]
-    apt_sources: str
-    files: Sequence[tuple[str, str, int]]
-    symlinks: Mapping[str, str]
-    masked_units: Sequence[str]
-    enabled_units: Sequence[str]
-    metadata_yaml: str
-    templates: Mapping[str, str]
 
 
 def host_architecture() -> str:
@@ -352,3 +315,30 @@ def build_into_cache(
             f"The image build left no complete cache entry in {directory}; run it again."
         )
     return entry
+
+
+class DebootstrapImageBuilder:
+    """The image builds of this host: debootstrap into the cache under state_dir."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def architecture(self) -> str:
+        """The host's architecture as LXD names it (x86_64, aarch64)."""
+        return host_architecture()
+
+    def cached_image(self, cache_key: str) -> CachedImage | None:
+        """The complete cache entry for cache_key, or None when there is none."""
+        return cached_image(self.state_dir, cache_key)
+
+    def check_release(self, release: str) -> None:
+        """Raise Invalid when debootstrap does not know how to bootstrap release."""
+        check_release(release)
+
+    def build(self, request: BuildRequest, progress: Callable[[str], None]) -> CachedImage:
+        """Bootstrap, configure and pack the image; it appears in the cache only when complete."""
+        return build_into_cache(self.state_dir, request, progress)
+
+    def fingerprint(self, entry: CachedImage) -> str:
+        """The fingerprint LXD will give the entry's split image."""
+        return split_image_fingerprint(entry)

@@ -156,8 +156,9 @@ class ImageConfig(_Strict):
     release: Annotated[str, Field(pattern=_RELEASE.pattern)] = Field(
         default="bookworm", description="Debian release to bootstrap."
     )
-    mirror: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = Field(
-        default="http://deb.debian.org/debian", description="Debian mirror to bootstrap from."
+    mirror: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None,
+        description="Debian mirror to bootstrap from (default: the one in the host's apt sources).",
     )
     packages: list[PackageName] = Field(
         default_factory=list, description="Extra Debian packages in the image."

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import yaml
 
+from cloche.model.images import KEY_PROPERTY
+
 # Bump whenever anything below changes what ends up in the image (packages, files, units), so
 # every host builds a new image instead of reusing a cached one made from the old recipe.
 RECIPE_VERSION = 1
 
 ALIAS_PREFIX = "cloche/"
-KEY_PROPERTY = "cloche.key"
 RECIPE_PROPERTY = "cloche.recipe"
 
 # udev is required: without it systemd-networkd never configures eth0. systemd-resolved gives

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pylxd import exceptions as lxd_errors
 
 from cloche.model.errors import HostFailure
+from cloche.model.images import ImageInfo
 from cloche.runtime.lxd import Lxd
-
-KEY_PROPERTY = "cloche.key"
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What cloche reads back of an LXD image."""
-
-    fingerprint: str
-    aliases: tuple[str, ...] = ()
-    size_bytes: int = 0
-    created_at: str = ""
-    uploaded_at: str = ""
-    architecture: str = ""
-    properties: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def alias(self) -> str:
-        """The first alias, or '' when the image has none."""
-        return self.aliases[0] if self.aliases else ""
-
-    @property
-    def cache_key(self) -> str | None:
-        """The cloche cache key the image was built from, if cloche built it."""
-        return self.properties.get(KEY_PROPERTY)
-
-    @property
-    def short_fingerprint(self) -> str:
-        """The first 12 characters of the fingerprint, as lxc shows it."""
-        return self.fingerprint[:12]
 
 
 def _image_info(metadata: dict[str, Any]) -> ImageInfo:
@@ -122,3 +92,37 @@ def list_images(lxd: Lxd) -> list[ImageInfo]:
         raise _failure("list images", error) from error
     images = [_image_info(metadata) for metadata in response.json()["metadata"]]
     return sorted(images, key=lambda image: image.uploaded_at, reverse=True)
+
+
+class LxdImageStore:
+    """The images of the LXD server at socket_path, connected to on first use."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self._lxd: Lxd | None = None
+
+    def _connection(self) -> Lxd:
+        # Connecting raises when LXD is not running; a status check must get that as its answer.
+        if self._lxd is None:
+            self._lxd = Lxd(self.socket_path)
+        return self._lxd
+
+    def find(self, fingerprint: str) -> ImageInfo | None:
+        """The image with this fingerprint, or None."""
+        return find_image(self._connection(), fingerprint)
+
+    def find_by_alias(self, alias: str) -> ImageInfo | None:
+        """The image an alias points at, or None when the alias does not exist."""
+        return find_image_by_alias(self._connection(), alias)
+
+    def import_split_image(self, metadata_path: Path, rootfs_path: Path) -> ImageInfo:
+        """Upload a metadata tarball and a rootfs tarball as one image; return it."""
+        return import_split_image(self._connection(), metadata_path, rootfs_path)
+
+    def point_alias(self, alias: str, fingerprint: str, description: str) -> None:
+        """Create the alias, or move it to fingerprint when it points elsewhere."""
+        point_alias(self._connection(), alias, fingerprint, description)
+
+    def list_images(self) -> list[ImageInfo]:
+        """Every image in LXD's default project, newest first."""
+        return list_images(self._connection())

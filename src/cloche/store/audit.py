@@ -12,10 +12,9 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple
 
@@ -76,19 +75,17 @@ class _Snapshot(NamedTuple):
     head: ChainHead | None
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# Writes a whole file atomically and durably: host/files.py's write_atomically, which
+# core/context.py hands in (the store layer may import only model/).
+WriteFile = Callable[[Path, str, int], None]
 
 
 class AuditLog:
     """One audit log file: append events, read the last ones, follow new ones, verify the chain."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_file: WriteFile) -> None:
         self.path = Path(path)
+        self._write_file = write_file
         self.head_path = self.path.with_name(self.path.name + ".head")
         # flock already excludes other open files, threads included; this lock only spares
         # threads of one process a trip through the kernel to find that out.
@@ -164,18 +161,9 @@ class AuditLog:
 
     def _write_head(self, head: ChainHead) -> None:
         text = json.dumps({"hash": head.hash, "seq": head.sequence}, sort_keys=True) + "\n"
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.head_path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.chmod(temporary, FILE_MODE)
-            os.replace(temporary, self.head_path)
-            _fsync_directory(self.path.parent)
+            self._write_file(self.head_path, text, FILE_MODE)
         except OSError as error:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
             raise self._failure("head could not be recorded", error) from error
 
     def _failure(self, what: str, error: OSError) -> HostFailure:
