@@ -29,10 +29,7 @@ from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
-from cloche.model.limits import Limits
-from cloche.model.records import OperationRecord
-from cloche.model.units import format_size
-from cloche.runtime.instances import (
+from cloche.model.instances import (
     OWNER_KEY,
     ROLE_KEY,
     ROLE_TEMPLATE,
@@ -41,10 +38,14 @@ from cloche.runtime.instances import (
     ExecResult,
     InstanceInfo,
     InstanceState,
+    LxdObject,
     SnapshotInfo,
     TemplateReport,
 )
-from cloche.runtime.lxd import Lxd, LxdObject
+from cloche.model.limits import Limits
+from cloche.model.records import OperationRecord
+from cloche.model.units import format_size
+from cloche.runtime.lxd import Lxd
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
 

@@ -16,6 +16,7 @@ from cloche.model.addresses import allocate_address
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid
+from cloche.model.instances import BootFailure, ExecResult, InstanceState
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.quota import Quota, Usage, check_fits
@@ -29,7 +30,7 @@ from cloche.render.instance import (
     template_request,
 )
 from cloche.render.lxd import static_nic
-from cloche.runtime.instances import BootFailure, ExecResult, InstanceState, LxdInstances
+from cloche.runtime.instances import LxdInstances
 
 Progress = Callable[[str], None]
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}

@@ -15,12 +15,13 @@ from cloche.host import caddy, lxd_daemon, nftables, packages, sshd, sysctl
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
+from cloche.model.instances import LxdObject
 from cloche.render import sysctl as sysctl_render
 from cloche.render.config import render_config_yaml
 from cloche.render.lxd import Kind, Observed, Step, plan_lxd
 from cloche.render.sshd import SshdSettings, render_sshd_dropin
 from cloche.render.systemd import render_caddy_unit
-from cloche.runtime.lxd import Lxd, LxdObject
+from cloche.runtime.lxd import Lxd
 
 Progress = Callable[[str], None]
 

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import pylxd
 from pylxd import exceptions as lxd_errors
 
 from cloche.model.errors import HostFailure, NotFound
-
-
-@dataclass(frozen=True)
-class LxdObject:
-    """What cloche reads back of a pool, network or profile."""
-
-    name: str
-    description: str = ""
-    config: dict[str, str] = field(default_factory=dict)
-    devices: dict[str, dict[str, str]] = field(default_factory=dict)
-    driver: str = ""
-    kind: str = ""
-    managed: bool = True
+from cloche.model.instances import LxdObject
 
 
 def _failure(action: str, error: Exception) -> HostFailure:
