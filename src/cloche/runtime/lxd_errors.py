@@ -48,6 +48,11 @@ def lxd_status(error: BaseException) -> int | None:
     return code if isinstance(code, int) and code >= BAD_REQUEST else None
 
 
+def refused(doing: str, error: BaseException) -> HostFailure:
+    """LXD's refusal of 'doing' as a HostFailure whatever its kind (for setting up the host)."""
+    return HostFailure(f"LXD refused to {doing}: {error}")
+
+
 def is_busy(error: BaseException) -> bool:
     """True when LXD refused because another operation runs on the instance (retry later)."""
     return "is busy running" in lxd_text(error)

@@ -61,9 +61,12 @@ def instance_state(name: str, state: Mapping[str, Any], status: str = "") -> Ins
 def lxd_time(text: str) -> datetime:
     """A time LXD writes ("2026-11-22T20:15:28.422205755Z") in UTC."""
     # LXD writes nanoseconds; Python reads up to microseconds.
-    stamp, _, fraction = text.rstrip("Z").partition(".")
-    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
-    moment = datetime.fromisoformat(f"{stamp}.{digits.ljust(6, '0')}" if digits else stamp)
+    stamp, _, rest = text.rstrip("Z").partition(".")
+    digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+    offset = rest[len(digits) :]
+    moment = datetime.fromisoformat(
+        f"{stamp}.{digits[:6].ljust(6, '0')}{offset}" if digits else stamp + offset
+    )
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
