@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cloche.render.instance import ROLE_ENVIRONMENT, project_name
+from cloche.model.instances import ROLE_ENVIRONMENT
+from cloche.render.instance import project_name
 from tests.conftest import unique_suffix
 from tests.integration.cloche_cli import KEYS, cloche, cloche_json, cloche_ok
 from tests.integration.conftest import lxc

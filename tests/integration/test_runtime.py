@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import pytest
 
 from cloche.model.errors import Conflict, HostFailure, QuotaExceeded
+from cloche.model.instances import BootFailure, InstanceInfo, TemplateReport
 from cloche.model.limits import GIB, MIB, IdRange, Limits, ProjectQuotas
 from cloche.render import instance as render
-from cloche.runtime.instances import BootFailure, InstanceInfo, LxdInstances, TemplateReport
+from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
 from tests.conftest import unique_suffix

@@ -32,10 +32,7 @@ from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
 from cloche.model.host import CaddyService, LxdObject
-from cloche.model.limits import Limits
-from cloche.model.records import OperationRecord
-from cloche.model.units import format_size
-from cloche.runtime.instances import (
+from cloche.model.instances import (
     OWNER_KEY,
     ROLE_KEY,
     ROLE_TEMPLATE,
@@ -47,7 +44,9 @@ from cloche.runtime.instances import (
     SnapshotInfo,
     TemplateReport,
 )
-from cloche.runtime.lxd import Lxd
+from cloche.model.limits import Limits
+from cloche.model.records import OperationRecord
+from cloche.model.units import format_size
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
 
@@ -165,8 +164,8 @@ class FakeLxd:
         """Context.instances_factory: the socket path is ignored."""
         return FakeInstances(self, project)
 
-    def projects_factory(self, lxd: object) -> FakeProjects:
-        """Context.projects_factory: the connection is ignored (and never made)."""
+    def projects_factory(self, socket_path: str) -> FakeProjects:
+        """Context.projects_factory: the socket path is ignored (no connection is made)."""
         return FakeProjects(self)
 
 
@@ -488,8 +487,6 @@ with warnings.catch_warnings():
     # Re-exported so the API tests import it once, behind the filter above.
     from fastapi.testclient import TestClient  # noqa: F401 - re-exported
 
-_NO_LXD = object()
-
 
 @dataclass
 class FakeJumpAccounts:
@@ -620,10 +617,6 @@ class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
     fake: FakeLxd = field(default_factory=FakeLxd)
-
-    def lxd(self, project: str | None = None) -> Lxd:
-        # projects() passes this to projects_factory, which ignores it.
-        return cast(Lxd, _NO_LXD)
 
 
 def fake_host() -> HostEffects:

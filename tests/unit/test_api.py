@@ -23,8 +23,8 @@ from cloche.model.errors import (
     QuotaExceeded,
 )
 from cloche.model.errors_wire import ERROR_CLASSES, error_body, error_from_body
+from cloche.model.instances import BootFailure
 from cloche.model.routes import RouteError
-from cloche.runtime.instances import BootFailure
 from tests.unit.fakes import FakeContext, TestClient, events, fake_context, public_key
 
 ACTOR = {"X-Cloche-Actor": "carol"}

@@ -9,8 +9,8 @@ import pytest
 
 from cloche.core import reconcile
 from cloche.model.errors import HostFailure, NotFound
+from cloche.model.instances import ROLE_TEMPLATE
 from cloche.model.records import EnvironmentStatus
-from cloche.render.instance import ROLE_TEMPLATE
 from tests.unit.fakes import GIB, FakeContext, add_user, events, fake_context
 
 PROJECT = "cloche-alice"

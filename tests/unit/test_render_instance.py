@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound, QuotaExceeded
+from cloche.model.instances import limits_patch
 from cloche.model.limits import GIB, MIB, SECURITY_PROFILES, IdRange, Limits, ProjectQuotas
 from cloche.render import instance as render
-from cloche.runtime import instances as runtime_instances
 from cloche.runtime.lxd_errors import OperationFailed, translate
 from tests.unit.golden import assert_golden_json
 
@@ -186,12 +186,12 @@ def test_quotas_and_id_ranges_are_checked() -> None:
 
 def test_runtime_resize_writes_the_keys_render_writes() -> None:
     root = {"type": "disk", "path": "/", "pool": "cloche", "size": "1GiB"}
-    patch = runtime_instances._limits_patch(LIMITS, root)
-    assert patch["config"] == render.limits_config(LIMITS)
-    assert patch["devices"]["root"] == render.root_device("cloche", LIMITS.disk_bytes)
-    assert runtime_instances.ROLE_KEY == render.ROLE_KEY
-    assert runtime_instances.ROLE_TEMPLATE == render.ROLE_TEMPLATE
-    assert runtime_instances.OWNER_KEY == render.OWNER_KEY
+    patch = limits_patch(LIMITS, root)
+    request = render.instance_request(
+        "web", profile="standard", limits=LIMITS, user="alice", pool="cloche", image_alias="i"
+    )
+    assert patch["config"].items() <= request["config"].items()
+    assert patch["devices"]["root"] == request["devices"]["root"]
 
 
 # The exact texts LXD 5.0.2 answered when measured (see the runtime's integration tests).

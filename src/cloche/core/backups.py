@@ -55,7 +55,6 @@ from cloche.render.restic import (
     restic_environment,
     snapshot_name,
 )
-from cloche.runtime.exports import LxdExports
 from cloche.store.backup_catalog import BackupCatalog, BackupRecord
 
 log = logging.getLogger(__name__)
@@ -229,7 +228,7 @@ def backup_environment(
 ) -> dict[str, Any]:
     """Snapshot, export and stream one environment into restic; return restic's figures."""
     target = f"{env.user}/{env.name}"
-    exports = LxdExports(context.user_instances(env.user))
+    exports = context.user_exports(env.user)
     started = time.monotonic()
     snapshot = snapshot_name(datetime.now(UTC))
     with context.locked(f"env:{target}"):
@@ -461,8 +460,7 @@ def _restore_as_new(
     progress: Progress,
 ) -> dict[str, JsonValue]:
     user = source[0]
-    instances = context.user_instances(user)
-    exports = LxdExports(instances)
+    exports = context.user_exports(user)
     progress(f"reading backup {snapshot.short_id} from {repository.name}")
     with _dumped(context, repository, snapshot, *source) as tarball:
         limits, profile = _limits_of(_instance_facts(tarball))
@@ -492,7 +490,7 @@ def _restore_in_place(
     progress: Progress,
 ) -> dict[str, JsonValue]:
     instances = context.user_instances(env.user)
-    exports = LxdExports(instances)
+    exports = context.user_exports(env.user)
     progress(f"reading backup {snapshot.short_id} from {repository.name}")
     with _dumped(context, repository, snapshot, env.user, env.name) as tarball:
         _instance_facts(tarball)  # refuse a file that is not an export before deleting anything

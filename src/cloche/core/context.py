@@ -12,15 +12,18 @@ from pathlib import Path
 from cloche.core.operations import OperationRunner
 from cloche.core.ports import (
     Clock,
+    Exports,
     Files,
     Firewall,
     HostNetwork,
     ImagePorts,
+    Instances,
     JumpAccounts,
     KernelSettings,
     LxdDaemon,
     LxdServer,
     Packages,
+    Projects,
     Proxy,
     Services,
     Sshd,
@@ -44,6 +47,7 @@ from cloche.host.image_build import DebootstrapImageBuilder
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
+from cloche.runtime.exports import LxdExports
 from cloche.runtime.images import LxdImageStore
 from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
@@ -54,6 +58,10 @@ from cloche.store.database import Database
 
 def _lxd_server(socket_path: str) -> LxdServer:
     return Lxd(socket_path)
+
+
+def _lxd_projects(socket_path: str) -> Projects:
+    return LxdProjects(Lxd(socket_path))
 
 
 @dataclass
@@ -84,8 +92,9 @@ class Context:
     audit: AuditLog
     operations: OperationRunner
     # The runtime boundary: unit tests replace these factories with fakes.
-    instances_factory: Callable[[str, str], LxdInstances] = LxdInstances.for_project
-    projects_factory: Callable[[Lxd], LxdProjects] = LxdProjects
+    instances_factory: Callable[[str, str], Instances] = LxdInstances.for_project
+    projects_factory: Callable[[str], Projects] = _lxd_projects
+    exports_factory: Callable[[str, str], Exports] = LxdExports.for_project
     host: HostEffects = field(default_factory=HostEffects)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
@@ -94,21 +103,21 @@ class Context:
     )
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def lxd(self, project: str | None = None) -> Lxd:
-        """A connection to LXD, in a project when given."""
-        return Lxd(self.config.lxd.socket, project=project)
-
-    def instances(self, project: str) -> LxdInstances:
+    def instances(self, project: str) -> Instances:
         """The instances of one LXD project."""
         return self.instances_factory(self.config.lxd.socket, project)
 
-    def user_instances(self, user: str) -> LxdInstances:
+    def user_instances(self, user: str) -> Instances:
         """The instances of one user's project."""
         return self.instances(project_name(user))
 
-    def projects(self) -> LxdProjects:
+    def user_exports(self, user: str) -> Exports:
+        """Exports and imports of one user's instances (for backups)."""
+        return self.exports_factory(self.config.lxd.socket, project_name(user))
+
+    def projects(self) -> Projects:
         """LXD's projects and their profiles."""
-        return self.projects_factory(self.lxd())
+        return self.projects_factory(self.config.lxd.socket)
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:

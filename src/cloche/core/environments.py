@@ -15,6 +15,7 @@ from cloche.core.new_environment import Newborn, build, quota_of, reserve, usage
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
 from cloche.model.errors import Invalid
+from cloche.model.instances import ExecResult, InstanceState
 from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.quota import Usage, check_fits
@@ -28,7 +29,6 @@ from cloche.render.instance import (
     template_request,
 )
 from cloche.render.lxd import static_nic
-from cloche.runtime.instances import ExecResult, InstanceState
 
 Progress = Callable[[str], None]
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}

@@ -20,12 +20,12 @@ from cloche.core.firewall import converge_firewall
 from cloche.core.revert import Reverter
 from cloche.model.addresses import allocate_address
 from cloche.model.errors import Conflict, HostFailure, Invalid
+from cloche.model.instances import BootFailure
 from cloche.model.limits import Limits
 from cloche.model.quota import Quota, Usage, check_fits
 from cloche.model.records import EnvironmentRecord, Profile, UserRecord
 from cloche.model.text import output_tail
 from cloche.render.account import account_script, authorized_keys
-from cloche.runtime.instances import BootFailure
 
 Progress = Callable[[str], None]
 # Makes the LXD instance of a reserved environment, given its address.

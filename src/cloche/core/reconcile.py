@@ -20,7 +20,8 @@ from cloche.core.context import Context
 from cloche.core.periodic import run_every
 from cloche.model.errors import ClocheError, HostFailure
 from cloche.model.errors_wire import error_body
-from cloche.render.instance import ROLE_ENVIRONMENT, user_of_project
+from cloche.model.instances import ROLE_ENVIRONMENT
+from cloche.render.instance import user_of_project
 
 log = logging.getLogger(__name__)
 ACTOR = "cloche-reconciler"

@@ -24,6 +24,7 @@ from cloche.core.firewall import port_routes as _port_routes
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.errors import ClocheError, Conflict, Invalid
+from cloche.model.instances import InstanceInfo
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.records import EnvironmentRecord, RouteRecord
 from cloche.model.routes import (
@@ -36,7 +37,6 @@ from cloche.model.routes import (
 )
 from cloche.render.caddy import render_caddy_config
 from cloche.render.proxy_devices import device_name, plan_proxy_devices
-from cloche.runtime.instances import InstanceInfo
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ from cloche.core.new_environment import (
 from cloche.model.audit import JsonValue
 from cloche.model.config import SnapshotsConfig
 from cloche.model.errors import Conflict, Invalid
+from cloche.model.instances import SnapshotInfo
 from cloche.model.names import check_environment_name
 from cloche.model.records import EnvironmentRecord
 from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
 from cloche.render.instance import instance_request
 from cloche.render.lxd import static_nic
-from cloche.runtime.instances import SnapshotInfo
 
 Progress = Callable[[str], None]
 MANUAL_PREFIX = "manual-"

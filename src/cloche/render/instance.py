@@ -6,6 +6,14 @@ import re
 from typing import Any
 
 from cloche.model.errors import Invalid
+from cloche.model.instances import (
+    OWNER_KEY,
+    ROLE_ENVIRONMENT,
+    ROLE_KEY,
+    ROLE_TEMPLATE,
+    limits_config,
+    sized_root,
+)
 from cloche.model.limits import GIB, MIB, SECURITY_PROFILES, Limits, ProjectQuotas
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.units import format_size
@@ -13,10 +21,6 @@ from cloche.render.lxd import MANAGED_MARK
 
 PROJECT_PREFIX = "cloche-"
 TEMPLATE_PREFIX = "tmpl-"
-OWNER_KEY = "user.cloche.owner"
-ROLE_KEY = "user.cloche.role"
-ROLE_ENVIRONMENT = "environment"
-ROLE_TEMPLATE = "template"
 TEMPLATE_PROFILE = "standard"
 STRICT_PROCESSES = 256
 
@@ -147,18 +151,9 @@ def security_profile_requests(
     ]
 
 
-def limits_config(limits: Limits) -> dict[str, str]:
-    """The instance config keys that carry an environment's CPU, memory and process limits."""
-    return {
-        "limits.cpu": str(limits.cpu),
-        "limits.memory": format_size(limits.memory_bytes),
-        "limits.processes": str(limits.processes),
-    }
-
-
 def root_device(pool: str, disk_bytes: int) -> dict[str, str]:
     """The instance's own root disk device with its size (required in a project with limits)."""
-    return {"type": "disk", "path": "/", "pool": pool, "size": format_size(disk_bytes)}
+    return sized_root({"type": "disk", "path": "/", "pool": pool}, disk_bytes)
 
 
 def instance_request(

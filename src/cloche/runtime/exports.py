@@ -11,14 +11,14 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from cloche.model.errors import ClocheError
 from cloche.runtime.instances import LxdInstances
-from cloche.runtime.lxd_errors import run_operation
+from cloche.runtime.lxd_records import replacement
 
-CHUNK_BYTES = 1024 * 1024
 EXPORT_TIMEOUT_SECONDS = 3600.0
+_CLEANUP_SECONDS = 300
+_RECONFIGURE_SECONDS = 120
 
 
 class LxdExports:
@@ -26,25 +26,22 @@ class LxdExports:
 
     def __init__(self, instances: LxdInstances) -> None:
         self.instances = instances
-        self._client: Any = instances.lxd.client
+        self.api = instances.api
         self.project = instances.project
+
+    @classmethod
+    def for_project(cls, socket_path: str, project: str) -> LxdExports:
+        """The exports of project on the LXD behind socket_path."""
+        return cls(LxdInstances.for_project(socket_path, project))
 
     def create_snapshot(self, name: str, snapshot: str) -> None:
         """Take a (stateless) snapshot of an instance."""
-        with self.instances._refusals(f"snapshot {name!r}"):
-            response = self._client.api.instances[name].snapshots.post(
-                json={"name": snapshot, "stateful": False}
-            )
-            run_operation(self._client, response, 300)
+        self.instances.snapshot(name, snapshot)
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         """Delete a snapshot (no error when it is already gone)."""
-        with (
-            contextlib.suppress(ClocheError),
-            self.instances._refusals(f"delete snapshot {snapshot!r} of {name!r}"),
-        ):
-            response = self._client.api.instances[name].snapshots[snapshot].delete()
-            run_operation(self._client, response, 300)
+        with contextlib.suppress(ClocheError):
+            self.instances.delete_snapshot(name, snapshot, timeout=_CLEANUP_SECONDS)
 
     @contextlib.contextmanager
     def export(self, name: str, backup: str) -> Iterator[Iterator[bytes]]:
@@ -52,7 +49,7 @@ class LxdExports:
 
         LXD deletes its copy when the block ends (and by itself after a day if cloche dies).
         """
-        node = self._client.api.instances[name].backups
+        backups = ("instances", name, "backups")
         body = {
             "name": backup,
             "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
@@ -60,21 +57,20 @@ class LxdExports:
             "optimized_storage": False,
             "compression_algorithm": "none",
         }
-        with self.instances._refusals(f"export {name!r}"):
-            run_operation(self._client, node.post(json=body), EXPORT_TIMEOUT_SECONDS)
+        with self.api.refusals(f"export {name!r}"):
+            self.api.send("post", backups, EXPORT_TIMEOUT_SECONDS, body=body)
         try:
-            with self.instances._refusals(f"read the export of {name!r}"):
-                response = node[backup].export.get(is_api=False, stream=True, timeout=None)
-            try:
-                yield response.iter_content(chunk_size=CHUNK_BYTES)
-            finally:
-                response.close()
+            with contextlib.ExitStack() as stack:
+                # Only opening the stream is LXD's doing; what the caller does with it is not.
+                with self.api.refusals(f"read the export of {name!r}"):
+                    chunks = stack.enter_context(self.api.stream((*backups, backup, "export")))
+                yield chunks
         finally:
             with (
                 contextlib.suppress(ClocheError),
-                self.instances._refusals(f"delete the export of {name!r}"),
+                self.api.refusals(f"delete the export of {name!r}"),
             ):
-                run_operation(self._client, node[backup].delete(), 300)
+                self.api.send("delete", (*backups, backup), _CLEANUP_SECONDS)
 
     def import_backup(self, name: str, tarball: Path, pool: str) -> None:
         """Create the instance name (stopped) from an exported tarball."""
@@ -83,9 +79,10 @@ class LxdExports:
             "X-LXD-name": name,
             "X-LXD-pool": pool,
         }
-        with self.instances._refusals(f"import {name!r}"), tarball.open("rb") as stream:
-            response = self._client.api.instances.post(data=stream, headers=headers, timeout=None)
-            run_operation(self._client, response, EXPORT_TIMEOUT_SECONDS)
+        with self.api.refusals(f"import {name!r}"), tarball.open("rb") as stream:
+            self.api.send(
+                "post", ("instances",), EXPORT_TIMEOUT_SECONDS, data=stream, headers=headers
+            )
 
     def reconfigure_import(
         self, name: str, eth0: dict[str, str], *, forget_mac: bool, new_identity: bool
@@ -95,22 +92,13 @@ class LxdExports:
         new_identity makes LXD apply the image's 'copy' templates at the next start (as it does
         for a copy): an empty machine-id and the marker that makes new SSH host keys.
         """
-        with self.instances._refusals(f"configure the imported {name!r}"):
-            raw: dict[str, Any] = self._client.api.instances[name].get().json()["metadata"]
-            config = {key: value for key, value in (raw.get("config") or {}).items()}
+        with self.api.refusals(f"configure the imported {name!r}"):
+            raw = self.api.read(("instances", name))
+            config = {key: str(value) for key, value in (raw.get("config") or {}).items()}
             if forget_mac:
                 config.pop("volatile.eth0.hwaddr", None)
             if new_identity:
                 config["volatile.apply_template"] = "copy"
-            devices = dict(raw.get("devices") or {})
-            devices["eth0"] = eth0
-            body = {
-                "architecture": raw.get("architecture"),
-                "config": config,
-                "devices": devices,
-                "ephemeral": raw.get("ephemeral", False),
-                "profiles": raw.get("profiles") or [],
-                "description": raw.get("description", ""),
-            }
-            response = self._client.api.instances[name].put(json=body)
-            run_operation(self._client, response, 120)
+            devices = {**(raw.get("devices") or {}), "eth0": eth0}
+            body = replacement(raw, config=config, devices=devices)
+            self.api.send("put", ("instances", name), _RECONFIGURE_SECONDS, body=body)

@@ -10,6 +10,7 @@ from pylxd import exceptions as lxd_errors
 from cloche.model.errors import HostFailure
 from cloche.model.images import ImageInfo
 from cloche.runtime.lxd import Lxd
+from cloche.runtime.lxd_errors import refused
 
 
 def _image_info(metadata: dict[str, Any]) -> ImageInfo:
@@ -26,10 +27,6 @@ def _image_info(metadata: dict[str, Any]) -> ImageInfo:
     )
 
 
-def _failure(action: str, error: Exception) -> HostFailure:
-    return HostFailure(f"LXD refused to {action}: {error}")
-
-
 def find_image(lxd: Lxd, fingerprint: str) -> ImageInfo | None:
     """The image with this fingerprint, or None."""
     try:
@@ -37,7 +34,7 @@ def find_image(lxd: Lxd, fingerprint: str) -> ImageInfo | None:
     except lxd_errors.NotFound:
         return None
     except lxd_errors.LXDAPIException as error:
-        raise _failure(f"read image {fingerprint[:12]}", error) from error
+        raise refused(f"read image {fingerprint[:12]}", error) from error
     return _image_info(response.json()["metadata"])
 
 
@@ -48,7 +45,7 @@ def find_image_by_alias(lxd: Lxd, alias: str) -> ImageInfo | None:
     except lxd_errors.NotFound:
         return None
     except lxd_errors.LXDAPIException as error:
-        raise _failure(f"read image alias {alias!r}", error) from error
+        raise refused(f"read image alias {alias!r}", error) from error
     return find_image(lxd, str(response.json()["metadata"]["target"]))
 
 
@@ -59,7 +56,7 @@ def import_split_image(lxd: Lxd, metadata_path: Path, rootfs_path: Path) -> Imag
         with metadata_path.open("rb") as metadata, rootfs_path.open("rb") as rootfs:
             image = lxd.client.images.create(rootfs, metadata=metadata)
     except lxd_errors.LXDAPIException as error:
-        raise _failure(f"import the image from {metadata_path.parent}", error) from error
+        raise refused(f"import the image from {metadata_path.parent}", error) from error
     info = find_image(lxd, str(image.fingerprint))
     if info is None:
         raise HostFailure(
@@ -81,7 +78,7 @@ def point_alias(lxd: Lxd, alias: str, fingerprint: str, description: str = "") -
         if current["target"] != fingerprint or current.get("description") != description:
             aliases[alias].put(json={"target": fingerprint, "description": description})
     except lxd_errors.LXDAPIException as error:
-        raise _failure(f"point the alias {alias!r} at {fingerprint[:12]}", error) from error
+        raise refused(f"point the alias {alias!r} at {fingerprint[:12]}", error) from error
 
 
 def list_images(lxd: Lxd) -> list[ImageInfo]:
@@ -89,7 +86,7 @@ def list_images(lxd: Lxd) -> list[ImageInfo]:
     try:
         response = lxd.client.api.images.get(params={"recursion": "1"})
     except lxd_errors.LXDAPIException as error:
-        raise _failure("list images", error) from error
+        raise refused("list images", error) from error
     images = [_image_info(metadata) for metadata in response.json()["metadata"]]
     return sorted(images, key=lambda image: image.uploaded_at, reverse=True)
 

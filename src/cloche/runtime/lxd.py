@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pylxd
@@ -10,10 +12,29 @@ from pylxd import exceptions as lxd_errors
 
 from cloche.model.errors import HostFailure, NotFound
 from cloche.model.host import LxdObject
+from cloche.runtime.lxd_errors import refused
 
 
-def _failure(action: str, error: Exception) -> HostFailure:
-    return HostFailure(f"LXD refused to {action}: {error}")
+@contextmanager
+def _refusing(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except lxd_errors.LXDAPIException as error:
+        raise refused(doing, error) from error
+
+
+def _read(manager: Any, name: str, extra: Callable[[Any], dict[str, Any]]) -> LxdObject | None:
+    # pylxd's managers raise NotFound for an absent object; the facade answers None.
+    try:
+        found = manager.get(name)
+    except lxd_errors.NotFound:
+        return None
+    return LxdObject(
+        name=found.name,
+        description=found.description or "",
+        config=dict(found.config),
+        **extra(found),
+    )
 
 
 class Lxd:
@@ -40,89 +61,61 @@ class Lxd:
 
     def get_pool(self, name: str) -> LxdObject | None:
         """The pool named name, or None."""
-        try:
-            pool = self.client.storage_pools.get(name)
-        except lxd_errors.NotFound:
-            return None
-        return LxdObject(
-            name=pool.name,
-            description=pool.description or "",
-            config=dict(pool.config),
-            driver=pool.driver,
-        )
+        return _read(self.client.storage_pools, name, lambda pool: {"driver": pool.driver})
 
     def create_pool(self, request: dict[str, Any]) -> None:
         """Create a storage pool from an LXD request body."""
-        try:
+        with _refusing(f"create storage pool {request['name']!r}"):
             self.client.storage_pools.create(request)
-        except lxd_errors.LXDAPIException as error:
-            raise _failure(f"create storage pool {request['name']!r}", error) from error
 
     # Networks ------------------------------------------------------------------------------
 
     def get_network(self, name: str) -> LxdObject | None:
         """The network named name, or None."""
-        try:
-            network = self.client.networks.get(name)
-        except lxd_errors.NotFound:
-            return None
-        return LxdObject(
-            name=network.name,
-            description=network.description or "",
-            config=dict(network.config),
-            kind=network.type,
-            managed=bool(network.managed),
+        return _read(
+            self.client.networks,
+            name,
+            lambda network: {"kind": network.type, "managed": bool(network.managed)},
         )
 
     def create_network(self, request: dict[str, Any]) -> None:
         """Create a managed network from an LXD request body."""
         body = dict(request)
-        try:
+        with _refusing(f"create network {request['name']!r}"):
             self.client.networks.create(
                 body.pop("name"),
                 description=body.get("description"),
                 type=body.get("type"),
                 config=body.get("config"),
             )
-        except lxd_errors.LXDAPIException as error:
-            raise _failure(f"create network {request['name']!r}", error) from error
 
     def update_network(self, request: dict[str, Any]) -> None:
         """Replace a managed network's description and config."""
-        try:
+        with _refusing(f"update network {request['name']!r}"):
             network = self.client.networks.get(request["name"])
             network.description = request.get("description", "")
             network.config = request.get("config", {})
             network.save(wait=True)
-        except lxd_errors.LXDAPIException as error:
-            raise _failure(f"update network {request['name']!r}", error) from error
 
     # Profiles ------------------------------------------------------------------------------
 
     def get_profile(self, name: str) -> LxdObject | None:
         """The profile named name, or None."""
-        try:
-            profile = self.client.profiles.get(name)
-        except lxd_errors.NotFound:
-            return None
-        return LxdObject(
-            name=profile.name,
-            description=profile.description or "",
-            config=dict(profile.config),
-            devices={key: dict(value) for key, value in profile.devices.items()},
+        return _read(
+            self.client.profiles,
+            name,
+            lambda profile: {"devices": {key: dict(v) for key, v in profile.devices.items()}},
         )
 
     def create_profile(self, request: dict[str, Any]) -> None:
         """Create a profile from an LXD request body."""
-        try:
+        with _refusing(f"create profile {request['name']!r}"):
             self.client.profiles.create(
                 request["name"],
                 config=request.get("config", {}),
                 devices=request.get("devices", {}),
                 description=request.get("description"),
             )
-        except lxd_errors.LXDAPIException as error:
-            raise _failure(f"create profile {request['name']!r}", error) from error
 
     def update_profile(self, request: dict[str, Any]) -> None:
         """Replace a profile's description, config and devices."""
@@ -135,4 +128,4 @@ class Lxd:
         except lxd_errors.NotFound as error:
             raise NotFound(f"LXD has no profile {request['name']!r}.") from error
         except lxd_errors.LXDAPIException as error:
-            raise _failure(f"update profile {request['name']!r}", error) from error
+            raise refused(f"update profile {request['name']!r}", error) from error

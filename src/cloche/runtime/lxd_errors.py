@@ -1,13 +1,20 @@
-"""LXD's refusals turned into cloche's errors, and LXD operations waited for with a deadline."""
+"""LXD's refusals turned into cloche's errors: by HTTP status first, by LXD's words as a fallback.
+
+LXD answers 404 and 409 only when that is what happened, so those decide. It answers 400 (a bad
+request) and 500 (anything else) for many different refusals, quota refusals among them, and a
+background operation that fails carries no status of its own; for those, LXD's sentence tells.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from pylxd import exceptions as lxd_errors
+from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound, QuotaExceeded
 
-from cloche.model.errors import ClocheError, Conflict, HostFailure, NotFound, QuotaExceeded
+NOT_FOUND = 404
+CONFLICT = 409
+BAD_REQUEST = 400
+FORBIDDEN = 403
 
 
 class OperationFailed(Exception):
@@ -27,6 +34,30 @@ def lxd_text(error: BaseException) -> str:
     return " ".join(text.split()).rstrip(".") or type(error).__name__
 
 
+def lxd_status(error: BaseException) -> int | None:
+    """The HTTP status of the answer LXD refused with, or None (a failed operation, no answer)."""
+    response: Any = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and status >= BAD_REQUEST:
+        return status
+    # pylxd also raises on a 200 whose body reports an error; LXD's error_code is the real one.
+    try:
+        code = response.json().get("error_code") if response is not None else None
+    except Exception:  # not JSON, or not a dict
+        return None
+    return code if isinstance(code, int) and code >= BAD_REQUEST else None
+
+
+def refused(doing: str, error: BaseException) -> HostFailure:
+    """LXD's refusal of 'doing' as a HostFailure whatever its kind (for setting up the host)."""
+    return HostFailure(f"LXD refused to {doing}: {error}")
+
+
+def is_busy(error: BaseException) -> bool:
+    """True when LXD refused because another operation runs on the instance (retry later)."""
+    return "is busy running" in lxd_text(error)
+
+
 # LXD's words (lowercased) that mark a refusal cloche reports as its own error class.
 _RULES: tuple[tuple[str, type[ClocheError], str], ...] = (
     (
@@ -44,51 +75,36 @@ _RULES: tuple[tuple[str, type[ClocheError], str], ...] = (
     ("non-empty project", Conflict, "delete the project's environments first"),
 )
 
+# What each status says when no rule knows LXD's words better.
+_BY_STATUS: dict[int, tuple[type[ClocheError], str]] = {
+    NOT_FOUND: (NotFound, "check the name"),
+    CONFLICT: (Conflict, "remove or change what is in the way, then retry"),
+    FORBIDDEN: (Invalid, "the user's project does not allow it; ask an admin"),
+    BAD_REQUEST: (Invalid, "change the request"),
+}
+
+
+def classify(status: int | None, text: str) -> tuple[type[ClocheError], str, str]:
+    """The error class, the advice and the part of LXD's sentence to quote, for a refusal."""
+    lowered = text.lower()
+    decided = _BY_STATUS.get(status or 0) if status in (NOT_FOUND, CONFLICT) else None
+    for words, kind, advice in _RULES:
+        if words in lowered and (decided is None or decided[0] is kind):
+            # LXD prefixes its reason with what it was doing ("Failed checking if ...: ").
+            reason = text[lowered.index(words) :] if kind is QuotaExceeded else text
+            return kind, advice, reason
+    if decided is None and lowered.endswith("not found"):
+        return NotFound, "check the name", text
+    kind, advice = _BY_STATUS.get(status or 0, (HostFailure, ""))
+    return kind, advice, text
+
 
 def translate(error: BaseException, doing: str, project: str | None = None) -> ClocheError:
     """The cloche error for an LXD refusal of 'doing' (e.g. "create 'web'")."""
     if isinstance(error, ClocheError):
         return error
-    text = lxd_text(error)
-    lowered = text.lower()
+    kind, advice, reason = classify(lxd_status(error), lxd_text(error))
     where = f" in project {project}" if project else ""
-    for words, kind, advice in _RULES:
-        if words in lowered:
-            # LXD prefixes its reason with what it was doing ("Failed checking if ...: ").
-            reason = text[lowered.index(words) :] if kind is QuotaExceeded else text
-            return kind(f"Cannot {doing}{where}: LXD says {reason!r}; {advice}.")
-    if isinstance(error, lxd_errors.NotFound) or lowered.endswith("not found"):
-        return NotFound(f"Cannot {doing}{where}: LXD says {text!r}; check the name.")
-    return HostFailure(f"LXD refused to {doing}{where}: {text}.")
-
-
-def operation_id(response: Any) -> str:
-    """The id of the background operation an LXD response started."""
-    return str(response.json()["operation"]).rstrip("/").rsplit("/", 1)[-1]
-
-
-def wait_operation(client: Any, op_id: str, timeout: float) -> dict[str, Any]:
-    """Wait for an operation; return its metadata, raise OperationFailed or OperationTimeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        # LXD's /wait returns when the operation ends or its own timeout passes, so a slow
-        # operation never blocks the caller past the deadline.
-        remaining = max(1, min(30, round(deadline - time.monotonic())))
-        response = client.api.operations[op_id].wait.get(params={"timeout": remaining})
-        metadata: dict[str, Any] = response.json().get("metadata") or {}
-        status = metadata.get("status")
-        if status == "Success":
-            return metadata
-        if status in ("Failure", "Cancelled"):
-            raise OperationFailed(metadata.get("err") or status)
-        if time.monotonic() >= deadline:
-            raise OperationTimeout(f"operation {op_id} still {status or 'running'}")
-
-
-def run_operation(client: Any, response: Any, timeout: float) -> dict[str, Any]:
-    """Wait for the operation a response started (or return at once for a sync response)."""
-    body = response.json()
-    if body.get("type") != "async":
-        metadata: dict[str, Any] = body.get("metadata") or {}
-        return metadata
-    return wait_operation(client, operation_id(response), timeout)
+    if kind is HostFailure:
+        return HostFailure(f"LXD refused to {doing}{where}: {reason}.")
+    return kind(f"Cannot {doing}{where}: LXD says {reason!r}; {advice}.")

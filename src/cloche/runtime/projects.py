@@ -9,8 +9,10 @@ from pylxd import exceptions as lxd_errors
 
 from cloche.model.errors import Conflict, NotFound
 from cloche.model.host import LxdObject
-from cloche.runtime.instances import ROLE_TEMPLATE, LxdInstances
+from cloche.model.instances import ROLE_TEMPLATE
+from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
+from cloche.runtime.lxd_api import LxdApi
 from cloche.runtime.lxd_errors import translate
 
 Action = Literal["created", "updated", "kept"]
@@ -137,8 +139,7 @@ class LxdProjects:
     @staticmethod
     def _profile_names(project_lxd: Lxd) -> list[str]:
         # Raw API: pylxd 2.4 keeps '?project=...' in the names profiles.all() returns.
-        urls = project_lxd.client.api.profiles.get().json()["metadata"] or []
-        return sorted(str(url).split("?", 1)[0].rsplit("/", 1)[-1] for url in urls)
+        return sorted(LxdApi(project_lxd.client).read_names(("profiles",)))
 
     def list_profiles(self, project: str) -> list[str]:
         """Names of the profiles of a project."""
