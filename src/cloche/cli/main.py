@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cloche import __version__
@@ -28,6 +30,24 @@ app.command("serve")(serve)
 register_environment_commands(app)
 register_snapshot_commands(app)
 register_network_commands(app)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print cloche's version."
+        ),
+    ] = False,
+) -> None:
+    """cloche: isolated, persistent Linux environments on one host."""
 
 
 @app.command("version")

@@ -18,6 +18,7 @@ from cloche.host.files import write_atomically
 from cloche.host.run import run
 from cloche.model.errors import HostFailure, Invalid
 from cloche.model.images import METADATA_TARBALL, ROOTFS_TARBALL, BuildRequest, CachedImage
+from cloche.model.text import output_tail
 
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 
@@ -163,7 +164,7 @@ def _debootstrap(request: BuildRequest, rootfs: Path) -> None:
                 f"Debian {request.release} has no package(s) {missing}; check the names "
                 "with 'apt-cache search' and retry."
             )
-    tail = " | ".join(line for line in output.strip().splitlines()[-3:] if line.strip())
+    tail = output_tail(output, lines=3)
     raise HostFailure(
         f"debootstrap of {request.release} from {request.mirror} failed ({tail}); check that "
         "the mirror is reachable and retry."
