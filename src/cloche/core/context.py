@@ -12,14 +12,20 @@ from typing import Any, Protocol
 
 from cloche.core import ssh_access
 from cloche.core.operations import OperationRunner
+from cloche.core.ports import BackupCatalog, BackupFiles, InstanceArchives, Restic, Secrets
 from cloche.host import caddy, nftables
+from cloche.host.backup_files import HostBackupFiles
+from cloche.host.restic import HostRestic
+from cloche.host.secrets import HostSecrets
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
+from cloche.runtime.exports import LxdExports
 from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
 from cloche.store.audit import AuditLog
+from cloche.store.backup_catalog import SqliteBackupCatalog
 from cloche.store.database import Database
 
 
@@ -114,6 +120,12 @@ class Context:
     jump_accounts: JumpAccounts = field(default_factory=HostJumpAccounts)
     firewall: Firewall = field(default_factory=HostFirewall)
     proxy: Proxy = field(default_factory=HostProxy)
+    # Backups: restic, its repositories' secrets, the catalog, restore files, LXD exports.
+    restic: Restic = field(default_factory=HostRestic)
+    secrets: Secrets = field(default_factory=HostSecrets)
+    backup_catalog: BackupCatalog = field(default_factory=SqliteBackupCatalog)
+    backup_files: BackupFiles = field(default_factory=HostBackupFiles)
+    archives_factory: Callable[[LxdInstances], InstanceArchives] = LxdExports
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(

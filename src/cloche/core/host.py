@@ -9,10 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloche.core import backups, firewall, ssh_access
+from cloche.core import firewall, ssh_access
+from cloche.core.backup_repositories import ensure_local_repository, local_repository_path
 from cloche.core.daemon_service import daemon_health, ensure_daemon
 from cloche.host import caddy, lxd_daemon, nftables, packages, sshd, sysctl
+from cloche.host.backup_files import HostBackupFiles
 from cloche.host.files import read_text_or_none, write_atomically
+from cloche.host.restic import HostRestic
+from cloche.host.secrets import HostSecrets
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
 from cloche.render import sysctl as sysctl_render
@@ -215,9 +219,9 @@ def init_host(
         report.unchanged.append("sshd")
 
     progress("preparing the local backup repository")
-    if backups.ensure_local_repository(state_dir):
+    if ensure_local_repository(state_dir, HostSecrets(), HostRestic(), HostBackupFiles()):
         report.changes.append(
-            f"created the local backup repository {backups.backups_dir(state_dir) / 'local'}"
+            f"created the local backup repository {local_repository_path(state_dir)}"
         )
     else:
         report.unchanged.append("local backup repository")
