@@ -25,6 +25,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from cloche.core import users
 from cloche.core.context import Context, Firewall, Proxy
 from cloche.core.operations import OperationRunner
+from cloche.core.ports import BackupCatalog, InstanceArchives, Restic, Secrets
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
@@ -47,6 +48,7 @@ from cloche.runtime.instances import (
 from cloche.runtime.lxd import Lxd, LxdObject
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
+from tests.unit.backup_fakes import FakeArchives, FakeBackupCatalog, FakeRestic, FakeSecrets
 
 DATA = Path(__file__).parent / "data"
 GIB = 1024**3
@@ -560,6 +562,11 @@ class FakeContext(Context):
     fake: FakeLxd = field(default_factory=FakeLxd)
     firewall: Firewall = field(default_factory=FakeFirewall)
     proxy: Proxy = field(default_factory=FakeProxy)
+    # Restore files and the schedule's stamp stay the real ones, under the test's state_dir.
+    restic: Restic = field(default_factory=FakeRestic)
+    secrets: Secrets = field(default_factory=FakeSecrets)
+    backup_catalog: BackupCatalog = field(default_factory=FakeBackupCatalog)
+    archives_factory: Callable[[Any], InstanceArchives] = FakeArchives
 
     def lxd(self, project: str | None = None) -> Lxd:
         # projects() passes this to projects_factory, which ignores it.

@@ -36,7 +36,7 @@ def check_repository(
             check=False,
         )
         if not result.ok:
-            problem = check_problem(result.stderr + "\n" + result.stdout)
+            problem = check_problem(result.stderr, result.stdout)
             if "wrong password" in problem.lower():
                 # Opening it raises the one sentence about the password.
                 run_restic(context, repository, "cat", "config", doing="open")

@@ -20,13 +20,16 @@ INSTANCE_FILE = "backup.yaml"
 
 
 def backup_yaml(archive: IO[bytes]) -> bytes | None:
-    """The first backup.yaml file in an (uncompressed) export, read from its stream; or None."""
-    with tarfile.open(fileobj=archive, mode="r:") as tarball:
-        for member in tarball:
-            if member.name.endswith(INSTANCE_FILE) and member.isfile():
-                stream = tarball.extractfile(member)
-                if stream is not None:
-                    return stream.read()
+    """The first backup.yaml in an uncompressed export read from archive; None if it has none."""
+    try:
+        with tarfile.open(fileobj=archive, mode="r:") as tarball:
+            for member in tarball:
+                if member.name.endswith(INSTANCE_FILE) and member.isfile():
+                    stream = tarball.extractfile(member)
+                    if stream is not None:
+                        return stream.read()
+    except tarfile.TarError:
+        return None  # not a tarball (or cut short before its backup.yaml): no export
     return None
 
 

@@ -130,9 +130,12 @@ def backup_rows(
     return rows
 
 
-def check_problem(output: str) -> str:
-    """The line of 'restic check' output that best says what is damaged."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+def check_problem(stderr: str, stdout: str) -> str:
+    """The line of 'restic check' output that best says what is damaged.
+
+    stderr's lines come first: stdout carries check's progress ('check all packs').
+    """
+    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
     for words in _PROBLEM_WORDS:
         for line in lines:
             if words in line.lower():
