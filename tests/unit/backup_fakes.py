@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from cloche.host.restic import judge
-from cloche.model.backups import BackupRecord, Repository, ResticResult
+from cloche.model.backups import BackupRecord, Repository
 from cloche.model.errors import ClocheError, Conflict
+from cloche.model.process import Completed
 from cloche.render.lxd_export import backup_yaml, instance_facts
 from cloche.runtime.instances import InstanceInfo
 
@@ -91,7 +92,7 @@ class FakeRestic:
         doing: str,
         timeout: float = 600.0,
         check: bool = True,
-    ) -> ResticResult:
+    ) -> Completed:
         result = self._answer(repository, tuple(arguments), None)
         return judge(result, repository.name, doing) if check else result
 
@@ -103,7 +104,7 @@ class FakeRestic:
         chunks: Iterable[bytes],
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         data = b"".join(chunks)
         return judge(self._answer(repository, tuple(arguments), data), repository.name, doing)
 
@@ -115,7 +116,7 @@ class FakeRestic:
         path: Path,
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         result = self._answer(repository, tuple(arguments), None)
         if result.ok:  # a dump's bytes ride in stdout as latin-1, which maps each byte to one char
             path.write_bytes(result.stdout.encode("latin-1"))
@@ -126,8 +127,14 @@ class FakeRestic:
 
     def _answer(
         self, repository: Repository, arguments: tuple[str, ...], stdin: bytes | None
-    ) -> ResticResult:
+    ) -> Completed:
         self.calls.append((repository.name, arguments))
+        result = self._respond(repository, arguments, stdin)
+        return dataclasses.replace(result, argv=("restic", *arguments))
+
+    def _respond(
+        self, repository: Repository, arguments: tuple[str, ...], stdin: bytes | None
+    ) -> Completed:
         command = arguments[0]
         error = self.fail.get(command)
         if error is not None:
@@ -136,22 +143,22 @@ class FakeRestic:
         if command == "init":
             return self._init(repository, stored)
         if stored is None:
-            return ResticResult(1, "", MISSING)
+            return Completed((), 1, "", MISSING)
         if stored.password != repository.password:
-            return ResticResult(1, "", WRONG_PASSWORD)
+            return Completed((), 1, "", WRONG_PASSWORD)
         if command == "backup":
             return self._backup(stored, arguments, stdin or b"")
         if command == "check" and repository.url in self.damaged:
-            return ResticResult(1, "using temporary cache\n", DAMAGE)
+            return Completed((), 1, "using temporary cache\n", DAMAGE)
         return self._read(stored, arguments)
 
-    def _init(self, repository: Repository, stored: FakeRepository | None) -> ResticResult:
+    def _init(self, repository: Repository, stored: FakeRepository | None) -> Completed:
         if stored is not None:
-            return ResticResult(1, "", "Fatal: config file already exists\n")
+            return Completed((), 1, "", "Fatal: config file already exists\n")
         self.repositories[repository.url] = FakeRepository(repository.password)
-        return ResticResult(0, "created restic repository\n", "")
+        return Completed((), 0, "created restic repository\n", "")
 
-    def _read(self, stored: FakeRepository, arguments: tuple[str, ...]) -> ResticResult:
+    def _read(self, stored: FakeRepository, arguments: tuple[str, ...]) -> Completed:
         command = arguments[0]
         output = ""
         if command == "snapshots":
@@ -160,15 +167,13 @@ class FakeRestic:
         elif command == "dump":
             data = next((d for i, d in stored.data.items() if i.startswith(arguments[1])), None)
             if data is None:
-                return ResticResult(1, "", f"Fatal: no matching ID found for {arguments[1]}\n")
+                return Completed((), 1, "", f"Fatal: no matching ID found for {arguments[1]}\n")
             output = data.decode("latin-1")
         elif command == "forget":
             self._forget(stored, arguments)
-        return ResticResult(0, output, "")
+        return Completed((), 0, output, "")
 
-    def _backup(
-        self, stored: FakeRepository, arguments: tuple[str, ...], data: bytes
-    ) -> ResticResult:
+    def _backup(self, stored: FakeRepository, arguments: tuple[str, ...], data: bytes) -> Completed:
         self._made += 1
         snapshot_id = hashlib.sha256(f"snapshot {self._made}".encode()).hexdigest()
         added = 0 if data in stored.data.values() else len(data)
@@ -191,7 +196,7 @@ class FakeRestic:
                 "total_bytes_processed": len(data),
             },
         ]
-        return ResticResult(0, "\n".join(json.dumps(line) for line in lines) + "\n", "")
+        return Completed((), 0, "\n".join(json.dumps(line) for line in lines) + "\n", "")
 
     def _forget(self, stored: FakeRepository, arguments: tuple[str, ...]) -> None:
         tag = _option(arguments, "--tag")

@@ -11,19 +11,20 @@ from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
-from cloche.core.ports import RESTIC_TIMEOUT_SECONDS, BackupFiles, Restic, Secrets
+from cloche.core.ports import BackupFiles, Restic, Secrets
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.backups import (
     LOCAL_REPOSITORY,
+    RESTIC_TIMEOUT_SECONDS,
     Repository,
-    ResticResult,
     backups_dir,
     check_repository_name,
     pick_repository,
     repository_kind,
 )
 from cloche.model.errors import Conflict, Invalid, NotFound
+from cloche.model.process import Completed
 
 
 def local_repository_path(state_dir: Path) -> Path:
@@ -54,7 +55,7 @@ def run_restic(
     doing: str,
     timeout: float = RESTIC_TIMEOUT_SECONDS,
     check: bool = True,
-) -> ResticResult:
+) -> Completed:
     """Run 'restic ARGUMENTS' against repository (judged unless check is False)."""
     return context.restic.run(
         context.state_dir, repository, arguments, doing=doing, timeout=timeout, check=check

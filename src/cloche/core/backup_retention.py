@@ -12,12 +12,10 @@ from cloche.core.backup_run import quiet
 from cloche.core.context import Context
 from cloche.core.operations import Progress
 from cloche.model.audit import JsonValue
-from cloche.model.backups import Repository, Retention
+from cloche.model.backups import RESTIC_LONG_TIMEOUT_SECONDS, Repository, Retention
 from cloche.model.errors import HostFailure
 from cloche.render.restic import check_arguments, forget_arguments, parse_tags
 from cloche.render.restic_output import backed_up_environments, check_problem
-
-LONG_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 def check_repository(
@@ -32,7 +30,7 @@ def check_repository(
             repository,
             *check_arguments(read_data=read_data),
             doing="check",
-            timeout=LONG_TIMEOUT_SECONDS,
+            timeout=RESTIC_LONG_TIMEOUT_SECONDS,
             check=False,
         )
         if not result.ok:
@@ -49,7 +47,7 @@ def check_repository(
 
 def _prune(context: Context, repository: Repository, progress: Progress, why: str) -> None:
     progress(f"pruning {repository.name}{why}")
-    run_restic(context, repository, "prune", doing="prune", timeout=LONG_TIMEOUT_SECONDS)
+    run_restic(context, repository, "prune", doing="prune", timeout=RESTIC_LONG_TIMEOUT_SECONDS)
 
 
 def apply_retention(

@@ -12,7 +12,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Protocol
 
-from cloche.model.backups import BackupRecord, Repository, ResticResult
+from cloche.model.backups import RESTIC_TIMEOUT_SECONDS, BackupRecord, Repository
+from cloche.model.process import Completed
 
 # --- state store (store/) -------------------------------------------------------------------
 
@@ -21,8 +22,6 @@ from cloche.model.backups import BackupRecord, Repository, ResticResult
 
 
 # --- backups: restic, secrets, exports, the catalog ------------------------------------------
-
-RESTIC_TIMEOUT_SECONDS = 600.0
 
 
 class Restic(Protocol):
@@ -41,7 +40,7 @@ class Restic(Protocol):
         doing: str,
         timeout: float = RESTIC_TIMEOUT_SECONDS,
         check: bool = True,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' with its output captured."""
 
     def run_with_stdin(
@@ -52,7 +51,7 @@ class Restic(Protocol):
         chunks: Iterable[bytes],
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' reading chunks on its stdin (a backup)."""
 
     def run_to_file(
@@ -63,7 +62,7 @@ class Restic(Protocol):
         path: Path,
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' with its stdout written to path (a dump)."""
 
 

@@ -6,11 +6,12 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cloche.host.run import Completed, run, run_streaming
+from cloche.host.run import run, run_streaming
 from cloche.model.backups import (
     CACHE_DIRECTORY,
+    RESTIC_LONG_TIMEOUT_SECONDS,
+    RESTIC_TIMEOUT_SECONDS,
     Repository,
-    ResticResult,
     backups_dir,
     is_missing_repository,
     is_wrong_password,
@@ -18,13 +19,11 @@ from cloche.model.backups import (
     restic_environment,
 )
 from cloche.model.errors import HostFailure, Invalid, NotFound
+from cloche.model.process import Completed
 from cloche.model.text import output_tail
 
-DEFAULT_TIMEOUT_SECONDS = 600.0
-LONG_TIMEOUT_SECONDS = 6 * 3600.0
 
-
-def judge(result: ResticResult, repository: str, doing: str) -> ResticResult:
+def judge(result: Completed, repository: str, doing: str) -> Completed:
     """Return result when restic succeeded; raise one sentence naming the repository otherwise."""
     if result.ok:
         return result
@@ -47,10 +46,6 @@ def judge(result: ResticResult, repository: str, doing: str) -> ResticResult:
     )
 
 
-def _result(completed: Completed) -> ResticResult:
-    return ResticResult(completed.returncode, completed.stdout, completed.stderr)
-
-
 def _environment(state_dir: Path, repository: Repository) -> dict[str, str]:
     backups = backups_dir(state_dir)
     backups.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -69,9 +64,9 @@ class HostRestic:
         arguments: Sequence[str],
         *,
         doing: str,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout: float = RESTIC_TIMEOUT_SECONDS,
         check: bool = True,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' (output captured); judged unless check is False."""
         completed = run(
             restic_argv(repository, *arguments),
@@ -79,8 +74,7 @@ class HostRestic:
             timeout=timeout,
             check=False,
         )
-        result = _result(completed)
-        return judge(result, repository.name, doing) if check else result
+        return judge(completed, repository.name, doing) if check else completed
 
     def run_with_stdin(
         self,
@@ -90,15 +84,15 @@ class HostRestic:
         chunks: Iterable[bytes],
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' reading chunks on stdin (a backup)."""
         completed = run_streaming(
             restic_argv(repository, *arguments),
             chunks=chunks,
             env=_environment(state_dir, repository),
-            timeout=LONG_TIMEOUT_SECONDS,
+            timeout=RESTIC_LONG_TIMEOUT_SECONDS,
         )
-        return judge(_result(completed), repository.name, doing)
+        return judge(completed, repository.name, doing)
 
     def run_to_file(
         self,
@@ -108,12 +102,12 @@ class HostRestic:
         path: Path,
         *,
         doing: str,
-    ) -> ResticResult:
+    ) -> Completed:
         """Run 'restic ARGUMENTS' with stdout written to path (a dump)."""
         completed = run_streaming(
             restic_argv(repository, *arguments),
             stdout_path=str(path),
             env=_environment(state_dir, repository),
-            timeout=LONG_TIMEOUT_SECONDS,
+            timeout=RESTIC_LONG_TIMEOUT_SECONDS,
         )
-        return judge(_result(completed), repository.name, doing)
+        return judge(completed, repository.name, doing)

@@ -21,6 +21,9 @@ CACHE_DIRECTORY = "cache"
 RESTORE_DIRECTORY = "restore"
 SCHEDULE_STAMP = "last-scheduled-backup"
 SCHEDULE_INTERVAL_SECONDS = 24 * 3600.0
+RESTIC_TIMEOUT_SECONDS = 600.0
+# A backup, dump, check or prune of a large repository.
+RESTIC_LONG_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 def backups_dir(state_dir: Path) -> Path:
@@ -72,20 +75,6 @@ class BackupRecord:
     data_added: int
     total_bytes: int
     seconds: float
-
-
-@dataclass(frozen=True)
-class ResticResult:
-    """What one restic command printed, and how it exited."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        """True when restic exited with status 0."""
-        return self.returncode == 0
 
 
 @dataclass(frozen=True)
