@@ -26,6 +26,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from cloche.core import users
 from cloche.core.context import Context, HostEffects
 from cloche.core.operations import OperationRunner
+from cloche.core.ports import BackupCatalog
 from cloche.host.files import write_atomically
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
@@ -49,6 +50,7 @@ from cloche.model.records import OperationRecord
 from cloche.model.units import format_size
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
+from tests.unit.backup_fakes import FakeArchives, FakeBackupCatalog, FakeRestic, FakeSecrets
 
 DATA = Path(__file__).parent / "data"
 GIB = 1024**3
@@ -159,6 +161,10 @@ class FakeLxd:
         return sorted(self.instances.get(project, {}))
 
     # Factories for Context -------------------------------------------------------------
+
+    def exports_factory(self, socket_path: str, project: str) -> FakeArchives:
+        """Context.exports_factory: one project's exports, over the same fake instances."""
+        return FakeArchives(FakeInstances(self, project))
 
     def instances_factory(self, socket_path: str, project: str) -> FakeInstances:
         """Context.instances_factory: the socket path is ignored."""
@@ -617,15 +623,19 @@ class FakeContext(Context):
     """A Context that never connects to LXD: its factories hand out fakes."""
 
     fake: FakeLxd = field(default_factory=FakeLxd)
+    backup_catalog: BackupCatalog = field(default_factory=FakeBackupCatalog)
 
 
 def fake_host() -> HostEffects:
     """Host ports that touch nothing: firewall, proxy, jump accounts and services are fakes."""
+    # Restore files and the schedule's stamp stay the real ones, under the test's state_dir.
     return HostEffects(
         firewall=FakeFirewall(),
         proxy=FakeProxy(),
         jump_accounts=FakeJumpAccounts(),
         services=FakeServices(),
+        restic=FakeRestic(),
+        secrets=FakeSecrets(),
     )
 
 
@@ -644,6 +654,7 @@ def make_context(tmp_path: Path, config: ClocheConfig | None = None) -> FakeCont
         operations=OperationRunner(database),
         instances_factory=cast(Any, fake.instances_factory),
         projects_factory=cast(Any, fake.projects_factory),
+        exports_factory=cast(Any, fake.exports_factory),
         host=fake_host(),
         fake=fake,
     )

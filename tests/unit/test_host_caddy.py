@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from cloche.host import caddy
-from cloche.host.run import Completed
 from cloche.model.errors import HostFailure, Invalid
+from cloche.model.process import Completed
 from cloche.render.caddy import route_count
 
 Handler = Callable[[httpx.Request], httpx.Response]

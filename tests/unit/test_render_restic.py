@@ -17,19 +17,18 @@ from cloche.model.backups import (
     is_missing_repository,
     is_wrong_password,
     repository_kind,
+    restic_argv,
+    restic_environment,
 )
 from cloche.model.errors import Invalid, NotFound
 from cloche.render.restic import (
     backup_arguments,
-    backup_summary,
     dump_arguments,
     forget_arguments,
-    parse_snapshots,
     parse_tags,
-    restic_argv,
-    restic_environment,
     snapshot_name,
 )
+from cloche.render.restic_output import backup_summary, parse_snapshots
 
 S3 = Repository(
     name="offsite",
@@ -136,7 +135,7 @@ def test_backup_summary_and_snapshots_parse() -> None:
             ),
         ]
     )
-    assert backup_summary(output)["data_added"] == 1234
+    assert backup_summary(output).data_added == 1234
     with pytest.raises(Invalid):
         backup_summary("not json")
     listed = parse_snapshots(

@@ -23,7 +23,7 @@ def serve(
     import uvicorn
 
     from cloche.api.app import create_app
-    from cloche.core.backups import start_backup_schedule
+    from cloche.core.backup_schedule import start_backup_schedule
     from cloche.core.context import open_context
     from cloche.core.reconcile import start_reconciler
     from cloche.core.snapshot_scheduler import start_snapshot_scheduler

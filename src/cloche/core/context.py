@@ -11,6 +11,8 @@ from pathlib import Path
 
 from cloche.core.operations import OperationRunner
 from cloche.core.ports import (
+    BackupCatalog,
+    BackupFiles,
     Clock,
     Exports,
     Files,
@@ -25,6 +27,8 @@ from cloche.core.ports import (
     Packages,
     Projects,
     Proxy,
+    Restic,
+    Secrets,
     Services,
     Sshd,
 )
@@ -42,8 +46,11 @@ from cloche.host.adapters import (
     SystemClock,
 )
 from cloche.host.apt_sources import HostAptSources
+from cloche.host.backup_files import HostBackupFiles
 from cloche.host.files import write_atomically
 from cloche.host.image_build import DebootstrapImageBuilder
+from cloche.host.restic import HostRestic
+from cloche.host.secrets import HostSecrets
 from cloche.model.audit import AuditEvent, JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.render.instance import project_name
@@ -53,6 +60,7 @@ from cloche.runtime.instances import LxdInstances
 from cloche.runtime.lxd import Lxd
 from cloche.runtime.projects import LxdProjects
 from cloche.store.audit import AuditLog
+from cloche.store.backup_catalog import SqliteBackupCatalog
 from cloche.store.database import Database
 
 
@@ -79,6 +87,9 @@ class HostEffects:
     services: Services = field(default_factory=HostServices)
     network: HostNetwork = field(default_factory=HostNetworkStack)
     clock: Clock = field(default_factory=SystemClock)
+    restic: Restic = field(default_factory=HostRestic)
+    secrets: Secrets = field(default_factory=HostSecrets)
+    backup_files: BackupFiles = field(default_factory=HostBackupFiles)
     lxd_server: Callable[[str], LxdServer] = _lxd_server
 
 
@@ -96,6 +107,7 @@ class Context:
     projects_factory: Callable[[str], Projects] = _lxd_projects
     exports_factory: Callable[[str, str], Exports] = LxdExports.for_project
     host: HostEffects = field(default_factory=HostEffects)
+    backup_catalog: BackupCatalog = field(default_factory=SqliteBackupCatalog)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
     _locks: defaultdict[str, threading.Lock] = field(

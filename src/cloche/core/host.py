@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloche.core import backups, firewall, ssh_access
+from cloche.core import firewall, ssh_access
+from cloche.core.backup_repositories import ensure_local_repository, local_repository_path
 from cloche.core.context import HostEffects
 from cloche.core.daemon_service import daemon_health, ensure_daemon
 from cloche.core.ports import Files, LxdServer
@@ -214,9 +215,9 @@ def init_host(
         report.unchanged.append("sshd")
 
     progress("preparing the local backup repository")
-    if backups.ensure_local_repository(state_dir):
+    if ensure_local_repository(state_dir, host.secrets, host.restic, host.backup_files):
         report.changes.append(
-            f"created the local backup repository {backups.backups_dir(state_dir) / 'local'}"
+            f"created the local backup repository {local_repository_path(state_dir)}"
         )
     else:
         report.unchanged.append("local backup repository")

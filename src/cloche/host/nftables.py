@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cloche.host.files import read_text_or_none
-from cloche.host.run import Completed, run
+from cloche.host.run import run
 from cloche.model.errors import HostFailure
+from cloche.model.process import Completed
 
 log = logging.getLogger(__name__)
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from cloche.host.run import Completed, run, run_streaming
-from cloche.model.backups import is_missing_repository, is_wrong_password
+from cloche.host.run import run, run_streaming
+from cloche.model.backups import (
+    CACHE_DIRECTORY,
+    RESTIC_LONG_TIMEOUT_SECONDS,
+    RESTIC_TIMEOUT_SECONDS,
+    Repository,
+    backups_dir,
+    is_missing_repository,
+    is_wrong_password,
+    restic_argv,
+    restic_environment,
+)
 from cloche.model.errors import HostFailure, Invalid, NotFound
-
-LONG_TIMEOUT_SECONDS = 6 * 3600.0
-
-
-def _tail(text: str, lines: int = 3) -> str:
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "no output"
+from cloche.model.process import Completed
+from cloche.model.text import output_tail
 
 
 def judge(result: Completed, repository: str, doing: str) -> Completed:
@@ -28,50 +35,79 @@ def judge(result: Completed, repository: str, doing: str) -> Completed:
     if is_missing_repository(result.stderr):
         raise NotFound(
             f"Backup repository {repository!r} does not exist at its URL or cannot be reached "
-            f"({_tail(result.stderr, 1)}); check the URL and credentials, or add it again."
+            f"({output_tail(result.stderr, lines=1) or 'no output'}); check the URL and "
+            "credentials, or add it again."
         )
     raise HostFailure(
         f"restic failed to {doing} in backup repository {repository!r} "
-        f"(exit status {result.returncode}: {_tail(result.stderr or result.stdout)}); "
+        f"(exit status {result.returncode}: "
+        f"{output_tail(result.stderr or result.stdout, lines=3) or 'no output'}); "
         "check the repository with 'cloche backup check'."
     )
 
 
-def restic(
-    argv: Sequence[str],
-    environment: Mapping[str, str],
-    *,
-    repository: str,
-    doing: str,
-    timeout: float = 600.0,
-    check: bool = True,
-) -> Completed:
-    """Run a restic command (output captured); judged unless check is False."""
-    result = run(argv, env=environment, timeout=timeout, check=False)
-    return judge(result, repository, doing) if check else result
+def _environment(state_dir: Path, repository: Repository) -> dict[str, str]:
+    backups = backups_dir(state_dir)
+    backups.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache = backups / CACHE_DIRECTORY
+    cache.mkdir(exist_ok=True, mode=0o700)
+    return restic_environment(repository, os.environ, str(cache))
 
 
-def restic_stdin(
-    argv: Sequence[str],
-    environment: Mapping[str, str],
-    chunks: Iterable[bytes],
-    *,
-    repository: str,
-    doing: str,
-) -> Completed:
-    """Run a restic command that reads chunks on stdin (a backup)."""
-    result = run_streaming(argv, chunks=chunks, env=environment, timeout=LONG_TIMEOUT_SECONDS)
-    return judge(result, repository, doing)
+class HostRestic:
+    """The restic binary of this host, with its cache under the state directory."""
 
+    def run(
+        self,
+        state_dir: Path,
+        repository: Repository,
+        arguments: Sequence[str],
+        *,
+        doing: str,
+        timeout: float = RESTIC_TIMEOUT_SECONDS,
+        check: bool = True,
+    ) -> Completed:
+        """Run 'restic ARGUMENTS' (output captured); judged unless check is False."""
+        completed = run(
+            restic_argv(repository, *arguments),
+            env=_environment(state_dir, repository),
+            timeout=timeout,
+            check=False,
+        )
+        return judge(completed, repository.name, doing) if check else completed
 
-def restic_to_file(
-    argv: Sequence[str],
-    environment: Mapping[str, str],
-    path: str,
-    *,
-    repository: str,
-    doing: str,
-) -> Completed:
-    """Run a restic command whose stdout goes to a file (a dump)."""
-    result = run_streaming(argv, stdout_path=path, env=environment, timeout=LONG_TIMEOUT_SECONDS)
-    return judge(result, repository, doing)
+    def run_with_stdin(
+        self,
+        state_dir: Path,
+        repository: Repository,
+        arguments: Sequence[str],
+        chunks: Iterable[bytes],
+        *,
+        doing: str,
+    ) -> Completed:
+        """Run 'restic ARGUMENTS' reading chunks on stdin (a backup)."""
+        completed = run_streaming(
+            restic_argv(repository, *arguments),
+            chunks=chunks,
+            env=_environment(state_dir, repository),
+            timeout=RESTIC_LONG_TIMEOUT_SECONDS,
+        )
+        return judge(completed, repository.name, doing)
+
+    def run_to_file(
+        self,
+        state_dir: Path,
+        repository: Repository,
+        arguments: Sequence[str],
+        path: Path,
+        *,
+        doing: str,
+    ) -> Completed:
+        """Run 'restic ARGUMENTS' with stdout written to path (a dump)."""
+        completed = run_streaming(
+            restic_argv(repository, *arguments),
+            stdout_path=str(path),
+            env=_environment(state_dir, repository),
+            timeout=RESTIC_LONG_TIMEOUT_SECONDS,
+        )
+        return judge(completed, repository.name, doing)

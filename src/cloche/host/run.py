@@ -8,30 +8,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO
 
 from cloche.model.errors import HostFailure
+from cloche.model.process import Completed
 from cloche.model.text import output_tail
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class Completed:
-    """The outcome of a finished command."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        """True when the command exited with status 0."""
-        return self.returncode == 0
 
 
 def run(

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from cloche.host.files import write_atomically
-from cloche.model.backups import Repository, check_repository_name
-from cloche.model.errors import HostFailure, NotFound
+from cloche.model.backups import Repository, check_repository_name, pick_repository
+from cloche.model.errors import HostFailure
 
 SECRETS_DIRECTORY = "secrets"
 REPOSITORIES_FILE = "backup-repositories.json"
@@ -72,14 +72,7 @@ def load_repositories(state_dir: Path) -> dict[str, Repository]:
 
 def get_repository(state_dir: Path, name: str) -> Repository:
     """One repository; NotFound names the ones there are."""
-    repositories = load_repositories(state_dir)
-    if name not in repositories:
-        known = ", ".join(sorted(repositories)) or "none"
-        raise NotFound(
-            f"There is no backup repository {name!r} (known: {known}); add it with "
-            "'cloche backup repo add'."
-        )
-    return repositories[name]
+    return pick_repository(load_repositories(state_dir), name)
 
 
 def save_repository(state_dir: Path, repository: Repository) -> bool:
@@ -111,3 +104,23 @@ def remove_repository(state_dir: Path, name: str) -> bool:
             return False
         _save(path, repositories)
         return True
+
+
+class HostSecrets:
+    """The secrets file under the state directory (root only: 0600 in a 0700 directory)."""
+
+    def load_repositories(self, state_dir: Path) -> dict[str, Repository]:
+        """Every repository by name ({} when the file does not exist yet)."""
+        return load_repositories(state_dir)
+
+    def save_repository(self, state_dir: Path, repository: Repository) -> bool:
+        """Add or replace a repository; False when it was already stored exactly so."""
+        return save_repository(state_dir, repository)
+
+    def remove_repository(self, state_dir: Path, name: str) -> bool:
+        """Forget a repository's entry; False when there was none."""
+        return remove_repository(state_dir, name)
+
+    def new_password(self) -> str:
+        """A generated repository password (256 bits)."""
+        return new_password()

@@ -1,16 +1,34 @@
-"""Pure values of backups: repositories (with their secrets), retention, ids, restic's refusals."""
+"""Pure values of backups: repositories (with their secrets), records, ids, restic's refusals."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from cloche.model.errors import Invalid
+from cloche.model.errors import Invalid, NotFound
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SFTP = re.compile(r"^sftp:[^\s:@/]+@[^\s:/]+:/\S*$")
 _S3 = re.compile(r"^s3:https?://[^\s/]+/[a-z0-9][a-z0-9.-]{1,62}(/\S*)?$")
 _BACKUP_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+BACKUPS_DIRECTORY = "backups"
+LOCAL_REPOSITORY = "local"
+CATALOG_FILE = "backups.db"
+CACHE_DIRECTORY = "cache"
+RESTORE_DIRECTORY = "restore"
+SCHEDULE_STAMP = "last-scheduled-backup"
+SCHEDULE_INTERVAL_SECONDS = 24 * 3600.0
+RESTIC_TIMEOUT_SECONDS = 600.0
+# A backup, dump, check or prune of a large repository.
+RESTIC_LONG_TIMEOUT_SECONDS = 6 * 3600.0
+
+
+def backups_dir(state_dir: Path) -> Path:
+    """Where the local repository, restic's cache, the catalog and restore files live."""
+    return state_dir / BACKUPS_DIRECTORY
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,20 @@ class Repository:
 
 
 @dataclass(frozen=True)
+class BackupRecord:
+    """One backup cloche made, with restic's figures."""
+
+    repository: str
+    id: str
+    user: str
+    env: str
+    time: str
+    data_added: int
+    total_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Retention:
     """How many daily, weekly and monthly backups restic keeps per environment."""
 
@@ -62,6 +94,49 @@ def check_repository_name(name: str) -> str:
             "starting with a letter."
         )
     return name
+
+
+def pick_repository(repositories: Mapping[str, Repository], name: str) -> Repository:
+    """The repository called name; NotFound names the ones there are."""
+    if name not in repositories:
+        known = ", ".join(sorted(repositories)) or "none"
+        raise NotFound(
+            f"There is no backup repository {name!r} (known: {known}); add it with "
+            "'cloche backup repo add'."
+        )
+    return repositories[name]
+
+
+def restic_environment(
+    repository: Repository, base: Mapping[str, str], cache_dir: str
+) -> dict[str, str]:
+    """The environment restic runs with: the repository, its password and S3 keys (no argv)."""
+    environment = {key: value for key, value in base.items() if key in ("PATH", "HOME", "LANG")}
+    environment.update(
+        {
+            "RESTIC_REPOSITORY": repository.url,
+            "RESTIC_PASSWORD": repository.password,
+            "RESTIC_CACHE_DIR": cache_dir,
+        }
+    )
+    if repository.s3_access_key is not None:
+        environment["AWS_ACCESS_KEY_ID"] = repository.s3_access_key
+    if repository.s3_secret_key is not None:
+        environment["AWS_SECRET_ACCESS_KEY"] = repository.s3_secret_key
+    return environment
+
+
+def restic_argv(repository: Repository, *arguments: str) -> list[str]:
+    """restic with the repository's options (the SFTP command) and then arguments."""
+    argv = ["restic"]
+    if repository.sftp_command:
+        argv += ["-o", f"sftp.command={repository.sftp_command}"]
+    return [*argv, *arguments]
+
+
+def backup_round_due(last_round: float | None, now: float) -> bool:
+    """True when the daily backup round is due: a day after the last one (or none was stamped)."""
+    return last_round is None or now - last_round >= SCHEDULE_INTERVAL_SECONDS
 
 
 def repository_kind(url: str) -> str:

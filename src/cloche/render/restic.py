@@ -1,15 +1,12 @@
-"""Pure: restic command lines and environments, backup tags, retention and restic's JSON output."""
+"""Pure: restic's arguments for backup, dump and forget, and the tags cloche puts on a backup."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from cloche.model.backups import Repository, Retention, check_backup_id
-from cloche.model.errors import Invalid
+from cloche.model.backups import Retention, check_backup_id
 
 TAG_CLOCHE = "cloche"
 SNAPSHOT_PREFIX = "backup-"
@@ -22,44 +19,6 @@ class BackupTags:
     user: str
     env: str
     snapshot: str
-
-
-@dataclass(frozen=True)
-class ResticSnapshot:
-    """One snapshot as 'restic snapshots --json' lists it."""
-
-    id: str
-    short_id: str
-    time: str
-    tags: tuple[str, ...]
-    paths: tuple[str, ...] = field(default_factory=tuple)
-
-
-def restic_environment(
-    repository: Repository, base: Mapping[str, str], cache_dir: str
-) -> dict[str, str]:
-    """The environment restic runs with: the repository, its password and S3 keys (no argv)."""
-    environment = {key: value for key, value in base.items() if key in ("PATH", "HOME", "LANG")}
-    environment.update(
-        {
-            "RESTIC_REPOSITORY": repository.url,
-            "RESTIC_PASSWORD": repository.password,
-            "RESTIC_CACHE_DIR": cache_dir,
-        }
-    )
-    if repository.s3_access_key is not None:
-        environment["AWS_ACCESS_KEY_ID"] = repository.s3_access_key
-    if repository.s3_secret_key is not None:
-        environment["AWS_SECRET_ACCESS_KEY"] = repository.s3_secret_key
-    return environment
-
-
-def restic_argv(repository: Repository, *arguments: str) -> list[str]:
-    """restic with the repository's options (the SFTP command) and then arguments."""
-    argv = ["restic"]
-    if repository.sftp_command:
-        argv += ["-o", f"sftp.command={repository.sftp_command}"]
-    return [*argv, *arguments]
 
 
 def stdin_filename(user: str, env: str) -> str:
@@ -95,12 +54,28 @@ def snapshot_name(moment: datetime) -> str:
     return SNAPSHOT_PREFIX + moment.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
 
 
+def environment_filter(user: str, env: str) -> str:
+    """The --tag filter that selects the backups of one environment (restic ANDs a comma list)."""
+    return f"{TAG_CLOCHE},user={user},env={env}"
+
+
+def snapshots_arguments(address: tuple[str, str] | None) -> list[str]:
+    """'restic snapshots' of cloche's backups (of one environment when given), as JSON."""
+    tag = TAG_CLOCHE if address is None else environment_filter(*address)
+    return ["snapshots", "--json", "--tag", tag]
+
+
+def check_arguments(*, read_data: bool) -> list[str]:
+    """'restic check', reading every pack with read_data."""
+    return ["check", *(["--read-data"] if read_data else [])]
+
+
 def forget_arguments(retention: Retention, user: str, env: str) -> list[str]:
     """'restic forget' of one environment's backups beyond the retention (prune comes after)."""
     return [
         "forget",
         "--tag",
-        f"{TAG_CLOCHE},user={user},env={env}",
+        environment_filter(user, env),
         "--group-by",
         "paths",
         "--keep-daily",
@@ -116,45 +91,3 @@ def forget_arguments(retention: Retention, user: str, env: str) -> list[str]:
 def dump_arguments(backup_id: str, user: str, env: str) -> list[str]:
     """'restic dump' of a backup's tarball to stdout."""
     return ["dump", check_backup_id(backup_id), "/" + stdin_filename(user, env)]
-
-
-def _json_lines(output: str) -> list[dict[str, Any]]:
-    messages = []
-    for raw in output.splitlines():
-        line = raw.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            messages.append(value)
-    return messages
-
-
-def backup_summary(output: str) -> dict[str, Any]:
-    """The summary message of 'restic backup --json' (snapshot_id, data_added, ...)."""
-    for message in reversed(_json_lines(output)):
-        if message.get("message_type") == "summary":
-            return dict(message)
-    raise Invalid("restic did not print a backup summary; check the restic version (0.14+).")
-
-
-def parse_snapshots(output: str) -> list[ResticSnapshot]:
-    """'restic snapshots --json' as typed snapshots, oldest first."""
-    try:
-        raw = json.loads(output or "[]")
-    except ValueError as error:
-        raise Invalid(f"restic printed snapshots that are not JSON ({error}); retry.") from None
-    snapshots = [
-        ResticSnapshot(
-            id=str(item["id"]),
-            short_id=str(item.get("short_id") or str(item["id"])[:8]),
-            time=str(item.get("time", "")),
-            tags=tuple(item.get("tags") or ()),
-            paths=tuple(item.get("paths") or ()),
-        )
-        for item in raw or []
-    ]
-    return sorted(snapshots, key=lambda snapshot: snapshot.time)

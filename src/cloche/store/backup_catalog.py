@@ -11,9 +11,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from cloche.model.backups import CATALOG_FILE, BackupRecord, backups_dir
 from cloche.model.errors import HostFailure
 
 _SCHEMA = """
@@ -31,21 +31,7 @@ CREATE TABLE IF NOT EXISTS backups (
 """
 
 
-@dataclass(frozen=True)
-class BackupRecord:
-    """One backup cloche made, with restic's figures."""
-
-    repository: str
-    id: str
-    user: str
-    env: str
-    time: str
-    data_added: int
-    total_bytes: int
-    seconds: float
-
-
-class BackupCatalog:
+class BackupCatalogFile:
     """The backups.db file: one row per backup, written by the daemon only."""
 
     def __init__(self, path: Path) -> None:
@@ -111,3 +97,29 @@ class BackupCatalog:
                 [(repository, backup_id) for backup_id in stale],
             )
         return len(stale)
+
+
+class SqliteBackupCatalog:
+    """The catalog of each state directory, its file opened once (per adapter) and kept."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, BackupCatalogFile] = {}
+        self._lock = threading.Lock()
+
+    def _file(self, state_dir: Path) -> BackupCatalogFile:
+        with self._lock:
+            if state_dir not in self._files:
+                self._files[state_dir] = BackupCatalogFile(backups_dir(state_dir) / CATALOG_FILE)
+            return self._files[state_dir]
+
+    def add(self, state_dir: Path, record: BackupRecord) -> None:
+        """Remember one backup."""
+        self._file(state_dir).add(record)
+
+    def list(self, state_dir: Path, repository: str | None = None) -> list[BackupRecord]:
+        """Every remembered backup (of one repository when given), oldest first."""
+        return self._file(state_dir).list(repository)
+
+    def forget(self, state_dir: Path, repository: str, keep_ids: set[str]) -> int:
+        """Drop the rows of repository whose backup restic no longer has; return how many."""
+        return self._file(state_dir).forget(repository, keep_ids)
