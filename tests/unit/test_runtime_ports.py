@@ -1,4 +1,4 @@
-"""The LXD ports (core/ports.py): the runtime adapters and the unit tests' fakes both fit them.
+"""The LXD ports (core/ports/): the runtime adapters and the unit tests' fakes both fit them.
 
 mypy checks the assignments below (`mypy tests/unit/test_runtime_ports.py`); the tests check
 at run time that every port method exists with the same parameters, defaults included.

@@ -1,0 +1,202 @@
+"""The state store's ports: users, environments, routes, operations (adapters in store/)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Protocol
+
+from cloche.model.records import (
+    UNSET,
+    EnvironmentRecord,
+    EnvironmentStatus,
+    OperationRecord,
+    OperationStatus,
+    Profile,
+    Role,
+    RouteRecord,
+    SshKeyRecord,
+    Unset,
+    UserRecord,
+)
+
+# The adapter is cloche.store.database.Database. `list` is a method name here, so inside these
+# classes the list type is spelled builtins.list.
+
+
+class UserStore(Protocol):
+    """Users (tenants) and their SSH keys; each user's host uid range is allocated on add."""
+
+    def add(
+        self,
+        name: str,
+        *,
+        role: Role = "member",
+        max_envs: int,
+        cpu: int,
+        memory_bytes: int,
+        disk_bytes: int,
+        processes: int | None = None,
+        uid_size: int = ...,
+        uid_first: int = ...,
+    ) -> UserRecord:
+        """Add a user with the lowest free uid range; Conflict if the name is taken."""
+
+    def get(self, name: str) -> UserRecord:
+        """The user named name; NotFound if there is none."""
+
+    def list(self) -> builtins.list[UserRecord]:
+        """Every user, by name."""
+
+    def update_quotas(
+        self,
+        name: str,
+        *,
+        max_envs: int | Unset = UNSET,
+        cpu: int | Unset = UNSET,
+        memory_bytes: int | Unset = UNSET,
+        disk_bytes: int | Unset = UNSET,
+        processes: int | Unset | None = UNSET,
+    ) -> UserRecord:
+        """Change the quotas given; return the updated user."""
+
+    def delete(self, name: str) -> None:
+        """Delete a user and their keys; Conflict while they have environments."""
+
+    def add_key(
+        self, user: str, fingerprint: str, public_key: str, comment: str = ""
+    ) -> SshKeyRecord:
+        """Record one of a user's SSH public keys; Conflict if they already have it."""
+
+    def remove_key(self, user: str, fingerprint: str) -> None:
+        """Forget one of a user's keys; NotFound if they do not have it."""
+
+    def list_keys(self, user: str | None = None) -> builtins.list[SshKeyRecord]:
+        """A user's keys (every user's when user is None), oldest first."""
+
+
+class EnvironmentStore(Protocol):
+    """What cloche records of each environment, its egress policy included."""
+
+    def add(
+        self,
+        user: str,
+        name: str,
+        *,
+        image: str,
+        profile: Profile,
+        cpu: int,
+        memory_bytes: int,
+        disk_bytes: int,
+        processes: int,
+        status: EnvironmentStatus = "creating",
+        state_hint: str | None = None,
+        address: str | None = None,
+        host_keys: Mapping[str, str] | None = None,
+        snapshot_policy: Mapping[str, int] | None = None,
+        egress: str = ...,
+    ) -> EnvironmentRecord:
+        """Record a new environment; Conflict if the name or address is taken, QuotaExceeded."""
+
+    def get(self, user: str, name: str) -> EnvironmentRecord:
+        """The environment user/name; NotFound if there is none."""
+
+    def list(self, user: str | None = None) -> builtins.list[EnvironmentRecord]:
+        """A user's environments (everyone's when user is None), by user then name."""
+
+    def count(self, user: str) -> int:
+        """How many environments the user has, in any status."""
+
+    def update(
+        self,
+        user: str,
+        name: str,
+        *,
+        image: str | Unset = UNSET,
+        profile: Profile | Unset = UNSET,
+        cpu: int | Unset = UNSET,
+        memory_bytes: int | Unset = UNSET,
+        disk_bytes: int | Unset = UNSET,
+        processes: int | Unset = UNSET,
+        status: EnvironmentStatus | Unset = UNSET,
+        state_hint: str | Unset | None = UNSET,
+        address: str | Unset | None = UNSET,
+        host_keys: Mapping[str, str] | Unset | None = UNSET,
+        snapshot_policy: Mapping[str, int] | Unset | None = UNSET,
+        egress: str | Unset = UNSET,
+    ) -> EnvironmentRecord:
+        """Change the fields given (None clears a nullable one); return the updated record."""
+
+    def delete(self, user: str, name: str) -> None:
+        """Forget the environment user/name; NotFound if there is none."""
+
+
+class RouteStore(Protocol):
+    """Published routes; an endpoint belongs to one environment at most."""
+
+    def add(self, user: str, name: str, spec: str, endpoint: str) -> RouteRecord:
+        """Store a published route; Conflict when its endpoint is taken."""
+
+    def remove(self, user: str, name: str, spec: str) -> RouteRecord:
+        """Forget one route of user/name; NotFound when it is not published there."""
+
+    def list(self, user: str | None = None, name: str | None = None) -> builtins.list[RouteRecord]:
+        """Published routes, of one user or one environment when given, in a stable order."""
+
+
+class OperationStore(Protocol):
+    """Long-running operations: their progress and how they ended."""
+
+    def create(self, kind: str, target: str, progress: str = "") -> OperationRecord:
+        """Start tracking a running operation under a new id."""
+
+    def update(
+        self,
+        operation_id: str,
+        *,
+        status: OperationStatus | Unset = UNSET,
+        progress: str | Unset = UNSET,
+        error: str | Unset | None = UNSET,
+    ) -> OperationRecord:
+        """Report progress or the end of an operation; Conflict once it has finished."""
+
+    def get(self, operation_id: str) -> OperationRecord:
+        """The operation with this id; NotFound if there is none."""
+
+    def list(
+        self,
+        *,
+        status: OperationStatus | None = None,
+        target: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[OperationRecord]:
+        """Operations, newest first, optionally only those with this status or target."""
+
+    def fail_unfinished(self, error: str) -> int:
+        """Mark every running operation failed; return how many."""
+
+
+class StateStore(Protocol):
+    """cloche's state: the four aggregates over one database."""
+
+    @property
+    def users(self) -> UserStore:
+        """Users and their SSH keys."""
+
+    @property
+    def environments(self) -> EnvironmentStore:
+        """Environment records."""
+
+    @property
+    def routes(self) -> RouteStore:
+        """Published routes."""
+
+    @property
+    def operations(self) -> OperationStore:
+        """Long-running operations."""
+
+    def migrate(self, up_to: int | None = None) -> int:
+        """Bring the schema to up_to (default: the latest); return the version reached."""
+
+    def close(self) -> None:
+        """Close the store; it cannot be used afterwards."""
