@@ -430,6 +430,11 @@ def test_the_reconciler_restores_a_deleted_table_and_audits_it_once(tenants: Ten
     restored = nftables.current_ruleset() or ""
     for address, ip in tenants.addresses.items():
         assert f'{ip} comment "{address}"' in restored
+    # The repair is audited just after the table is back (the state file is synced first).
+    deadline = time.monotonic() + 10
+    while not (repairs := _repairs_since(started)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # and only once: a second event would show up here
     repairs = _repairs_since(started)
     assert len(repairs) == 1, repairs
     assert repairs[0]["actor"] == "cloche-reconciler"
