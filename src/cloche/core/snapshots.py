@@ -31,7 +31,13 @@ from cloche.model.errors import Conflict, Invalid
 from cloche.model.instances import SnapshotInfo
 from cloche.model.names import check_environment_name
 from cloche.model.records import EnvironmentRecord
-from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
+from cloche.model.snapshots import (
+    POLICY_FIELDS,
+    POLICY_MAX,
+    SCHEDULED_PREFIX,
+    RetentionPolicy,
+    snapshot_kind,
+)
 from cloche.render.instance import instance_request
 from cloche.render.lxd import static_nic
 
@@ -39,9 +45,6 @@ Progress = Callable[[str], None]
 MANUAL_PREFIX = "manual-"
 LABEL_MAX = 40
 _LABEL = re.compile(r"^[a-z0-9-]+$")
-# The tiers of a retention policy, as config keys, API fields and CLI options (--quarter-hourly).
-POLICY_FIELDS: tuple[str, ...] = ("quarter_hourly", "hourly", "daily", "weekly", "monthly")
-POLICY_MAX = 10_000
 
 
 def check_label(label: str) -> str:
