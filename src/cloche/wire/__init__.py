@@ -4,6 +4,7 @@ The api serves these and the client parses them; both import this package, which
 cloche.model. Every model refuses fields it does not describe.
 """
 
+from cloche.model.routes import RouteKind
 from cloche.wire.audit import AuditEvent, AuditVerification
 from cloche.wire.backups import (
     AddRepository,
@@ -38,7 +39,6 @@ from cloche.wire.routes import (
     PublishedPortRoute,
     PublishedRoute,
     Route,
-    RouteKind,
     RouteRemoved,
 )
 from cloche.wire.snapshots import (

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from cloche.model.routes import RouteKind
 from cloche.wire.base import WireModel
-
-RouteKind = Literal["tcp", "udp", "http", "https"]
 
 
 class Publish(WireModel):
