@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict
+from typing import Any
 
 from cloche import wire
 from cloche.core.backup_repositories import AddedRepository, ListedRepository
@@ -22,6 +23,12 @@ from cloche.model.records import OperationRecord, RouteRecord, SshKeyRecord
 from cloche.model.routes import parse_route, route_kind
 from cloche.model.snapshots import Snapshot
 from cloche.model.units import format_size
+
+
+def _fields(model: wire.WireModel) -> dict[str, Any]:
+    """A model's fields by name, values as they are (a model to extend into a larger one)."""
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
 
 # Users -----------------------------------------------------------------------------------------
 
@@ -48,7 +55,7 @@ def user(view: UserView) -> wire.User:
 def user_detail(detail: UserDetail) -> wire.UserDetail:
     """One user with their keys and environment names."""
     return wire.UserDetail(
-        **dict(user(detail)),
+        **_fields(user(detail)),
         ssh_keys=[
             wire.Key(fingerprint=key.fingerprint, comment=key.comment, public_key=key.public_key)
             for key in detail.keys
@@ -95,7 +102,7 @@ def environment(view: EnvironmentView) -> wire.Environment:
 
 def environment_info(detail: EnvironmentDetail) -> wire.EnvironmentInfo:
     """One environment with its routes."""
-    return wire.EnvironmentInfo(**dict(environment(detail)), routes=list(detail.routes))
+    return wire.EnvironmentInfo(**_fields(environment(detail)), routes=list(detail.routes))
 
 
 def exec_result(result: ExecResult) -> wire.ExecResult:
@@ -205,8 +212,8 @@ def published_route(
     """A route just published, and whether it was new."""
     shown = route(publication.route)
     if isinstance(shown, wire.PortRoute):
-        return wire.PublishedPortRoute(**dict(shown), changed=publication.changed)
-    return wire.PublishedHttpRoute(**dict(shown), changed=publication.changed)
+        return wire.PublishedPortRoute(**_fields(shown), changed=publication.changed)
+    return wire.PublishedHttpRoute(**_fields(shown), changed=publication.changed)
 
 
 def route_removed(record: RouteRecord) -> wire.RouteRemoved:
