@@ -23,7 +23,7 @@ class ExecRequest(WireModel):
         try:
             b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError("stdin_base64 is not base64 text") from None
+            raise ValueError("not base64 text (encode the bytes as standard base64)") from None
         return value
 
     def stdin(self) -> bytes:
