@@ -167,6 +167,14 @@ def test_validation_errors_are_invalid_in_one_sentence(
     assert context.fake.calls == []
 
 
+def test_stdin_that_is_not_base64_is_invalid_not_a_crash(client: TestClient) -> None:
+    body = {"command": ["cat"], "stdin_base64": "abc"}
+    response = client.post("/v1/environments/alice/web/exec", json=body)
+    message = assert_error(response, 422, "Invalid")
+    assert message.startswith("stdin_base64: not base64 text")
+    assert is_one_sentence(message), message
+
+
 def test_unknown_path_is_not_found(client: TestClient) -> None:
     message = assert_error(client.get("/v1/nothing/here"), 404, "NotFound")
     assert "/v1/nothing/here" in message

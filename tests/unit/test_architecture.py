@@ -19,9 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"model"},
     "store": {"model"},
     "core": {"model", "render", "host", "runtime", "store"},
-    "api": {"model", "core"},
-    "client": {"model"},
-    "cli": {"model", "client"},
+    "wire": {"model"},
+    "api": {"model", "core", "wire"},
+    "client": {"model", "wire"},
+    "cli": {"model", "client", "wire"},
 }
 CLI_IN_PROCESS = {"host_commands.py", "image_commands.py", "serve_command.py"}
 

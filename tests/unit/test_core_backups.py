@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from cloche.core import (
 from cloche.model.backups import (
     RESTORE_DIRECTORY,
     SCHEDULE_INTERVAL_SECONDS,
+    RepositoryView,
     Retention,
     backups_dir,
 )
@@ -87,7 +89,7 @@ def env(context: FakeContext, name: str) -> EnvironmentRecord:
 def back_up(context: FakeContext, name: str = "web") -> str:
     """One backup of alice/name into the local repository; its id."""
     repository = backup_repositories.repository(context, None)
-    return str(backup_run.backup_environment(context, repository, env(context, name))["id"])
+    return backup_run.backup_environment(context, repository, env(context, name)).id
 
 
 def outcomes(context: FakeContext, action: str) -> list[tuple[str, str]]:
@@ -132,7 +134,7 @@ def test_one_backup_streams_the_export_into_restic_and_is_catalogued(
     assert (event.target, event.outcome, event.actor) == ("alice/web", "succeeded", "alice")
     assert event.details == {"repository": "local", "id": record.id, "data_added": len(data)}
     [row] = backup_listing.list_backups(context, ("alice", "web"), None)
-    assert (row["id"], row["environment"], row["data_added"]) == (record.id, "alice/web", len(data))
+    assert (row.id, row.environment, row.data_added) == (record.id, "alice/web", len(data))
 
 
 def test_a_second_backup_adds_what_changed_only(context: FakeContext) -> None:
@@ -303,7 +305,7 @@ def test_a_file_that_is_no_export_is_refused_before_the_environment_is_touched(
 def test_the_catalog_says_which_repository_holds_a_backup(context: FakeContext) -> None:
     backup_repositories.add_repository(context, "admin", "offsite", S3_URL, password="pw")
     offsite = backup_repositories.repository(context, "offsite")
-    backup_id = backup_run.backup_environment(context, offsite, env(context, "web"))["id"]
+    backup_id = backup_run.backup_environment(context, offsite, env(context, "web")).id
     # The local repository cannot be reached now; the catalog keeps it from being asked.
     del restic(context).repositories[local_url(context)]
     operation = backup_restore.request_restore(
@@ -318,7 +320,7 @@ def test_the_catalog_says_which_repository_holds_a_backup(context: FakeContext) 
 
 def test_check_says_intact_or_names_the_damage(context: FakeContext) -> None:
     answer = backup_retention.check_repository(context, "admin", None, read_data=True)
-    assert answer == {"repository": "local", "ok": True, "read_data": True}
+    assert answer == backup_retention.RepositoryCheck(repository="local", read_data=True, ok=True)
     assert restic(context).arguments_of("check") == [("check", "--read-data")]
     restic(context).damaged.add(local_url(context))
     with pytest.raises(HostFailure) as raised:
@@ -365,7 +367,7 @@ def test_retention_forgets_per_environment_with_the_policy_then_prunes_once(
         back_up(context, name)
     restic(context).calls.clear()
     answer = backup_retention.apply_retention(context, "admin", None)
-    assert answer == {"repository": "local", "forgotten": 2, "kept": 2}
+    assert answer == backup_retention.RetentionResult(repository="local", forgotten=2, kept=2)
     policy = Retention(1, 0, 0)
     forgets = restic(context).arguments_of("forget")
     assert forgets == [
@@ -461,14 +463,17 @@ def test_a_repository_is_initialised_then_opened_and_never_shows_a_secret(
     added = backup_repositories.add_repository(
         context, "admin", "offsite", S3_URL, password=None, **keys
     )
-    assert added == {"name": "offsite", "kind": "s3", "url": S3_URL, "state": "initialised"}
+    assert added == backup_repositories.AddedRepository(
+        RepositoryView(name="offsite", kind="s3", url=S3_URL), state="initialised"
+    )
     again = backup_repositories.add_repository(
         context, "admin", "offsite", S3_URL, password="password-2", **keys
     )
-    assert again["state"] == "opened"
+    assert again.state == "opened"
     listed = backup_repositories.list_repositories(context)
-    assert [(r["name"], r["default"]) for r in listed] == [("local", True), ("offsite", False)]
-    everything = json.dumps(listed) + json.dumps([e.details for e in events(context)])
+    assert [(r.repository.name, r.default) for r in listed] == [("local", True), ("offsite", False)]
+    shown = [asdict(each) for each in listed]
+    everything = json.dumps(shown) + json.dumps([e.details for e in events(context)])
     assert "password-" not in everything and "SECRETEXAMPLE" not in everything
 
 

@@ -240,8 +240,8 @@ def test_resize_within_quota_sets_limits_and_updates_the_record(context: FakeCon
         "web",
         Limits(cpu=2, memory_bytes=2 * GIB, disk_bytes=10 * GIB, processes=record.processes),
     )
-    assert shown["limits"]["cpu"] == 2
-    assert shown["limits"]["memory"] == "2GiB"
+    assert shown.record.cpu == 2
+    assert shown.record.memory_bytes == 2 * GIB
     resized = events(context, "resized environment")
     assert [e.outcome for e in resized] == ["succeeded"]
 
@@ -327,7 +327,7 @@ def test_exec_as_root_passes_no_user(context: FakeContext) -> None:
 def test_info_reports_missing_when_the_instance_is_gone(context: FakeContext) -> None:
     create(context, "web")
     del context.fake.instances[PROJECT]["web"]
-    assert environments.environment_info(context, "alice", "web")["state"] == "Missing"
+    assert environments.environment_info(context, "alice", "web").state == "Missing"
 
 
 def test_stop_action_stops_and_records_the_state(context: FakeContext) -> None:

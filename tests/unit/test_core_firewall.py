@@ -125,7 +125,7 @@ def test_the_reconciler_pass_converges_and_never_raises(context: FakeContext) ->
 
 def test_set_egress_stores_loads_and_audits(context: FakeContext) -> None:
     answer = firewall.set_egress(context, "carol", "alice", "web", "allow:10.1.0.0/16,10.0.0.0/8")
-    assert answer["egress"] == "allow:10.0.0.0/8" and answer["previous"] == "open"
+    assert answer.egress == "allow:10.0.0.0/8" and answer.previous == "open"
     assert firewall.egress_of(context, "alice", "web") == "allow:10.0.0.0/8"
     assert '10.120.0.10 . 10.0.0.0/8 comment "alice/web"' in (fake_table(context).table or "")
     [event] = events(context, "changed egress")
@@ -182,7 +182,7 @@ def test_a_new_env_is_in_its_tenants_set_before_it_starts_and_leaves_on_removal(
         operation = environments.request_create(context, "carol", new_env(user="carol"))
         assert wait_operation(context, operation).status == "succeeded"
         assert len(seen) == 1 and '10.120.0.10 comment "carol/web"' in seen[0]
-        assert environments.environment_info(context, "carol", "web")["egress"] == "open"
+        assert environments.environment_info(context, "carol", "web").record.egress == "open"
         operation = environments.request_remove(context, "carol", "carol", "web")
         assert wait_operation(context, operation).status == "succeeded"
         assert "carol/web" not in (fake_table(context).table or "")

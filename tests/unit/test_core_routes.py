@@ -110,7 +110,9 @@ def test_plan_adds_missing_replaces_changed_and_removes_only_clochess_devices() 
 def test_publish_tcp_adds_a_proxy_device_and_opens_the_port(context: FakeContext) -> None:
     port = free_port()
     answer = routes.publish(context, "alice", "alice", "web", f"tcp://{port}:22")
-    assert answer["changed"] is True and answer["device"] == f"cloche-tcp-{port}"
+    assert answer.changed is True
+    assert isinstance(answer.route, routes.PortRouteView)
+    assert answer.route.device == f"cloche-tcp-{port}"
     assert devices(context, "alice", "web")[f"cloche-tcp-{port}"] == {
         "type": "proxy",
         "listen": f"tcp:0.0.0.0:{port}",
@@ -118,9 +120,9 @@ def test_publish_tcp_adds_a_proxy_device_and_opens_the_port(context: FakeContext
     }
     assert f"tcp dport {{ {port} }} accept" in table(context)
     assert [event.target for event in events(context, "published route")] == ["alice/web"]
-    assert routes.list_routes(context, "alice", "web")[0]["spec"] == f"tcp://{port}:22"
-    assert environments.environment_info(context, "alice", "web")["routes"] == [f"tcp://{port}:22"]
-    assert environments.environment_info(context, "alice", "db")["routes"] == []
+    assert routes.list_routes(context, "alice", "web")[0].record.spec == f"tcp://{port}:22"
+    assert environments.environment_info(context, "alice", "web").routes == (f"tcp://{port}:22",)
+    assert environments.environment_info(context, "alice", "db").routes == ()
 
 
 def test_publish_udp_opens_the_udp_port(context: FakeContext) -> None:
@@ -133,8 +135,8 @@ def test_publish_udp_opens_the_udp_port(context: FakeContext) -> None:
 def test_publish_https_loads_one_caddy_route_to_the_envs_address(context: FakeContext) -> None:
     answer = routes.publish(context, "alice", "alice", "web", "https://App.Test:8080/api")
     address = context.database.environments.get("alice", "web").address
-    assert answer["public"] == "https://app.test/api"
-    assert answer["target"] == f"{address}:8080"
+    assert answer.route.public == "https://app.test/api"
+    assert answer.route.target == f"{address}:8080"
     [route] = caddy_routes(context)
     assert route["match"] == [{"host": ["app.test"], "path": ["/api", "/api/*"]}]
     assert route["handle"][0]["upstreams"] == [{"dial": f"{address}:8080"}]
@@ -146,7 +148,7 @@ def test_publishing_the_same_route_again_changes_nothing(context: FakeContext) -
     routes.publish(context, "alice", "alice", "web", "https://app.test")
     loads = proxy(context).loads
     again = routes.publish(context, "alice", "alice", "web", "https://APP.test/")
-    assert again["changed"] is False and proxy(context).loads == loads
+    assert again.changed is False and proxy(context).loads == loads
     assert len(routes.list_routes(context)) == 1
 
 
@@ -198,7 +200,7 @@ def test_caddy_refusing_the_config_leaves_no_route_behind(context: FakeContext) 
     proxy(context).refuse = "loading new config: bad certificate"
     with pytest.raises(HostFailure, match="Caddy refused"):
         routes.publish(context, "alice", "alice", "web", "https://two.test")
-    assert [route["spec"] for route in routes.list_routes(context)] == ["https://one.test"]
+    assert [route.record.spec for route in routes.list_routes(context)] == ["https://one.test"]
     assert proxy(context).config == before
 
 
@@ -227,7 +229,7 @@ def test_removing_an_environment_removes_its_routes(context: FakeContext) -> Non
     routes.publish(context, "alice", "alice", "db", "https://db.test")
     operation = environments.request_remove(context, "alice", "alice", "web")
     assert wait_operation(context, operation).status == "succeeded"
-    assert [route["spec"] for route in routes.list_routes(context)] == ["https://db.test"]
+    assert [route.record.spec for route in routes.list_routes(context)] == ["https://db.test"]
     assert [route["match"][0]["host"] for route in caddy_routes(context)] == [["db.test"]]
     assert str(port) not in table(context)
 

@@ -51,19 +51,19 @@ def actions(context: FakeContext) -> list[tuple[str, str, str]]:
 
 def test_a_labelled_snapshot_is_taken_listed_and_audited_once(context: FakeContext) -> None:
     taken = snapshots.take_snapshot(context, "alice", "alice", "web", "before-upgrade")
-    assert taken["name"] == "before-upgrade"
-    assert taken["kind"] == "manual"
+    assert taken.name == "before-upgrade"
+    assert taken.kind == "manual"
     listed = snapshots.list_snapshots(context, "alice", "web")
-    assert [item["name"] for item in listed] == ["before-upgrade"]
+    assert [item.name for item in listed] == ["before-upgrade"]
     assert actions(context) == [("took snapshot", "alice/web", "succeeded")]
     assert events(context)[-1].details == {"snapshot": "before-upgrade"}
 
 
 def test_an_unlabelled_snapshot_is_named_after_the_utc_time(context: FakeContext) -> None:
     taken = snapshots.take_snapshot(context, "alice", "alice", "web")
-    assert taken["name"].startswith("manual-")
-    assert len(taken["name"]) == len("manual-20261122T191502Z")
-    assert taken["kind"] == "manual"
+    assert taken.name.startswith("manual-")
+    assert len(taken.name) == len("manual-20261122T191502Z")
+    assert taken.kind == "manual"
 
 
 @pytest.mark.parametrize("label", ["auto-1", "Upper", "has space", "a/b", "x" * 41, ""])
@@ -169,22 +169,18 @@ def test_restore_as_new_that_fails_to_boot_leaves_nothing(context: FakeContext) 
 
 def test_policy_overrides_persist_and_merge_with_the_host_defaults(context: FakeContext) -> None:
     policy = snapshots.set_snapshot_policy(context, "alice", "alice", "web", {"hourly": 48})
-    assert policy["overrides"] == {"hourly": 48}
-    assert policy["effective"] == {
-        "quarter_hourly": 4,
-        "hourly": 48,
-        "daily": 14,
-        "weekly": 0,
-        "monthly": 3,
-    }
+    assert policy.overrides == {"hourly": 48}
+    assert policy.effective == RetentionPolicy(
+        quarter_hourly=4, hourly=48, daily=14, weekly=0, monthly=3
+    )
     assert context.database.environments.get("alice", "web").snapshot_policy == {"hourly": 48}
     snapshots.set_snapshot_policy(context, "alice", "alice", "web", {"daily": 0})
-    assert snapshots.snapshot_policy(context, "alice", "web")["overrides"] == {
+    assert snapshots.snapshot_policy(context, "alice", "web").overrides == {
         "daily": 0,
         "hourly": 48,
     }
     reset = snapshots.set_snapshot_policy(context, "alice", "alice", "web", {}, reset=True)
-    assert reset["overrides"] == {}
+    assert reset.overrides == {}
     assert context.database.environments.get("alice", "web").snapshot_policy is None
     with pytest.raises(Invalid):
         snapshots.set_snapshot_policy(context, "alice", "alice", "web", {"hourly": -1})
@@ -209,7 +205,7 @@ def test_a_pass_takes_one_scheduled_snapshot_and_keeps_manual_ones(context: Fake
     plan = applied["alice/web"]
     assert plan.create is not None
     assert plan.create.startswith("auto-")
-    names = [item["name"] for item in snapshots.list_snapshots(context, "alice", "web")]
+    names = [item.name for item in snapshots.list_snapshots(context, "alice", "web")]
     assert "mine" in names
     assert plan.create in names
     scheduler = [e for e in events(context) if e.actor == "cloche-scheduler"]
@@ -230,7 +226,7 @@ def test_a_pass_prunes_what_the_policy_drops_with_one_event_each(context: FakeCo
     for slot in range(8):  # one pass per slot for two hours
         context.fake.now = start + jitter_for("alice/web") + slot * timedelta(minutes=15)
         schedule_once(context, context.fake.now)
-    left = [item["name"] for item in snapshots.list_snapshots(context, "alice", "web")]
+    left = [item.name for item in snapshots.list_snapshots(context, "alice", "web")]
     assert len(left) == 2
     scheduler = [e.action for e in events(context) if e.actor == "cloche-scheduler"]
     assert scheduler.count("took snapshot") == 8

@@ -57,9 +57,9 @@ def test_add_creates_the_project_profiles_and_record(context: FakeContext) -> No
     record = context.database.users.get("alice")
     assert record.uid_base > 0
     assert record.uid_size >= 65536
-    assert shown["uid_base"] == record.uid_base
-    assert shown["project"] == "cloche-alice"
-    assert shown["keys"] == 1
+    assert shown.record.uid_base == record.uid_base
+    assert shown.project == "cloche-alice"
+    assert shown.key_count == 1
     project = context.fake.projects["cloche-alice"]
     assert project.config["user.cloche.owner"] == "alice"
     assert project.config["restricted"] == "true"
@@ -233,7 +233,7 @@ def test_add_key_and_remove_key_push_keys_to_ready_environments(context: FakeCon
 
     added = users.add_key(context, "admin", "alice", public_key("ecdsa"))
 
-    assert added["fingerprint"] == ecdsa.fingerprint
+    assert added.fingerprint == ecdsa.fingerprint
     pushed = _key_pushes(context)
     assert set(pushed) == {"web", "db"}
     for stdin in pushed.values():

@@ -9,6 +9,7 @@ import pytest
 
 from cloche.core import reconcile
 from cloche.model.errors import HostFailure, NotFound
+from cloche.model.errors_wire import stored_error_body
 from cloche.model.instances import ROLE_TEMPLATE
 from cloche.model.records import EnvironmentStatus
 from tests.unit.fakes import GIB, FakeContext, add_user, events, fake_context
@@ -154,13 +155,13 @@ def test_operations_a_stopped_daemon_left_running_read_as_failed(
     context.database.operations.update(legacy.id, status="failed", error="It stopped; retry.")
     monkeypatch.setattr(reconcile, "run_every", lambda name, interval, action: None)
     reconcile.start_reconciler(context)
-    shown = context.operations.describe(lost.id)
-    assert shown["status"] == "failed"
-    assert shown["error"] == {
+    shown = context.operations.get(lost.id)
+    assert shown.status == "failed"
+    assert stored_error_body(shown.error) == {
         "error": "HostFailure",
         "message": "The cloche daemon stopped during this operation; run it again.",
     }
-    assert context.operations.describe(legacy.id)["error"] == {
+    assert stored_error_body(context.operations.get(legacy.id).error) == {
         "error": "HostFailure",
         "message": "It stopped; retry.",
     }

@@ -69,7 +69,7 @@ def test_backup_rows_skip_foreign_snapshots_and_add_the_catalog_figures() -> Non
     snapshots = parse_snapshots((DATA / "snapshots.json").read_text())
     record = BackupRecord("local", "bbbb2222", "alice", "web", "2026-03-02", 1024, 4096, 1.5)
     rows = backup_rows("local", snapshots, {"bbbb2222": record})
-    assert_golden_json("backups/rows.json", rows)
+    assert_golden_json("backups/rows.json", [dataclasses.asdict(row) for row in rows])
     assert backed_up_environments(snapshots) == [("alice", "web"), ("bob", "db")]
 
 

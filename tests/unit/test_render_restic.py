@@ -11,6 +11,7 @@ import pytest
 from cloche.host import secrets
 from cloche.model.backups import (
     Repository,
+    RepositoryView,
     Retention,
     check_backup_id,
     check_repository_name,
@@ -72,7 +73,7 @@ def test_secrets_go_to_the_environment_never_argv() -> None:
     argv = restic_argv(S3, "snapshots", "--json")
     assert argv == ["restic", "snapshots", "--json"]
     assert "pw" not in repr(S3) and "SK" not in repr(S3)
-    assert S3.describe() == {"name": "offsite", "kind": "s3", "url": S3.url}
+    assert S3.describe() == RepositoryView(name="offsite", kind="s3", url=S3.url)
 
 
 def test_sftp_command_is_a_restic_option() -> None:

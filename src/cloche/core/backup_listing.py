@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from cloche.core.backup_repositories import repositories, run_restic
 from cloche.core.context import Context
-from cloche.model.backups import Repository, check_backup_id
+from cloche.model.backups import BackupEntry, Repository, check_backup_id
 from cloche.model.errors import NotFound
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.render.restic import snapshots_arguments
@@ -28,11 +26,11 @@ def snapshots(
 
 def list_backups(
     context: Context, address: tuple[str, str] | None, repository_name: str | None
-) -> list[dict[str, Any]]:
+) -> list[BackupEntry]:
     """Backups (of one environment when given) in one repository or all of them, oldest first."""
     if address is not None:
         address = (check_user_name(address[0]), check_environment_name(address[1]))
-    listed = []
+    listed: list[BackupEntry] = []
     for repository in repositories(context, repository_name):
         records = context.backup_catalog.list(context.state_dir, repository.name)
         listed += backup_rows(
@@ -40,7 +38,7 @@ def list_backups(
             snapshots(context, repository, address),
             {record.id: record for record in records},
         )
-    return sorted(listed, key=lambda item: str(item["time"]))
+    return sorted(listed, key=lambda item: item.time)
 
 
 def find_backup(

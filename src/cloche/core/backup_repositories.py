@@ -6,8 +6,8 @@ here logs, audits or returns a password or key.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.context import Context
@@ -18,6 +18,8 @@ from cloche.model.backups import (
     LOCAL_REPOSITORY,
     RESTIC_TIMEOUT_SECONDS,
     Repository,
+    RepositoryState,
+    RepositoryView,
     backups_dir,
     check_repository_name,
     pick_repository,
@@ -62,7 +64,7 @@ def run_restic(
     )
 
 
-def open_or_init(restic: Restic, state_dir: Path, repository: Repository) -> str:
+def open_or_init(restic: Restic, state_dir: Path, repository: Repository) -> RepositoryState:
     """'opened' an existing repository (its password checked) or 'initialised' a new one."""
     try:
         restic.run(state_dir, repository, ["cat", "config"], doing="open")
@@ -107,6 +109,22 @@ def _check_options(
         raise Invalid("The password file is empty; put the repository's password in it.")
 
 
+@dataclass(frozen=True)
+class AddedRepository:
+    """A repository added (or updated), and whether it was made new or opened."""
+
+    repository: RepositoryView
+    state: RepositoryState
+
+
+@dataclass(frozen=True)
+class ListedRepository:
+    """A repository cloche knows, and whether it is the default."""
+
+    repository: RepositoryView
+    default: bool
+
+
 def add_repository(
     context: Context,
     actor: str,
@@ -117,7 +135,7 @@ def add_repository(
     s3_access_key: str | None = None,
     s3_secret_key: str | None = None,
     sftp_command: str | None = None,
-) -> dict[str, Any]:
+) -> AddedRepository:
     """Add (or update) a repository: initialise it when new, else check the password."""
     details: dict[str, JsonValue] = {"url": url}
     state_dir = context.state_dir
@@ -146,7 +164,7 @@ def add_repository(
             state = open_or_init(context.host.restic, state_dir, repository)
             revert.success()
         details["state"] = state
-        return {**repository.describe(), "state": state}
+        return AddedRepository(repository.describe(), state)
 
 
 def _put_back(secrets: Secrets, state_dir: Path, name: str, previous: Repository | None) -> None:
@@ -156,11 +174,12 @@ def _put_back(secrets: Secrets, state_dir: Path, name: str, previous: Repository
         secrets.save_repository(state_dir, previous)
 
 
-def list_repositories(context: Context) -> list[dict[str, Any]]:
+def list_repositories(context: Context) -> list[ListedRepository]:
     """Every repository (name, kind, URL; never a secret) and which is the default."""
     default = context.config.backups.default_repository
     return [
-        {**each.describe(), "default": each.name == default} for each in repositories(context, None)
+        ListedRepository(each.describe(), each.name == default)
+        for each in repositories(context, None)
     ]
 
 

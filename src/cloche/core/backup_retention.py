@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from cloche.core.audited import audited
 from cloche.core.backup_listing import find_backup, forget_stale_records, snapshots
@@ -18,9 +18,27 @@ from cloche.render.restic import check_arguments, forget_arguments, parse_tags
 from cloche.render.restic_output import backed_up_environments, check_problem
 
 
+@dataclass(frozen=True)
+class RepositoryCheck:
+    """A repository that passed 'restic check' (a damaged one raises instead)."""
+
+    repository: str
+    read_data: bool
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """What applying retention did to one repository: backups forgotten and kept."""
+
+    repository: str
+    forgotten: int
+    kept: int
+
+
 def check_repository(
     context: Context, actor: str, repository_name: str | None, *, read_data: bool
-) -> dict[str, Any]:
+) -> RepositoryCheck:
     """'restic check' (reading every pack with read_data); raise naming the repo on damage."""
     repository = pick_repository(context, repository_name)
     details: dict[str, JsonValue] = {"read_data": read_data}
@@ -42,7 +60,7 @@ def check_repository(
                 f"Backup repository {repository.name!r} is damaged ({problem}); restore its "
                 "files from another copy or make fresh backups into a new repository."
             )
-        return {"repository": repository.name, "ok": True, "read_data": read_data}
+        return RepositoryCheck(repository.name, read_data)
 
 
 def _prune(context: Context, repository: Repository, progress: Progress, why: str) -> None:
@@ -52,7 +70,7 @@ def _prune(context: Context, repository: Repository, progress: Progress, why: st
 
 def apply_retention(
     context: Context, actor: str, repository_name: str | None, progress: Progress = quiet
-) -> dict[str, Any]:
+) -> RetentionResult:
     """Forget each environment's backups beyond the keep-* settings, then prune the repo."""
     repository = pick_repository(context, repository_name)
     settings = context.config.backups
@@ -74,7 +92,7 @@ def apply_retention(
         _prune(context, repository, progress, "")
         dropped, kept = forget_stale_records(context, repository)
         details["forgotten"] = dropped
-        return {"repository": repository.name, "forgotten": dropped, "kept": kept}
+        return RetentionResult(repository.name, dropped, kept)
 
 
 def request_retention(context: Context, actor: str, repository_name: str | None) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.backup_repositories import repository as pick_repository
@@ -41,9 +41,23 @@ class _Counter:
             yield chunk
 
 
+@dataclass(frozen=True)
+class BackupDone:
+    """One backup made: its id and restic's figures, with how fast it went."""
+
+    id: str
+    repository: str
+    environment: str
+    snapshot: str
+    data_added: int
+    total_bytes: int
+    seconds: float
+    mb_per_second: float
+
+
 def backup_environment(
     context: Context, repository: Repository, env: EnvironmentRecord, progress: Progress = quiet
-) -> dict[str, Any]:
+) -> BackupDone:
     """Snapshot, export and stream one environment into restic; return restic's figures."""
     target = f"{env.user}/{env.name}"
     archives = context.user_exports(env.user)
@@ -80,16 +94,16 @@ def backup_environment(
         seconds=seconds,
     )
     context.backup_catalog.add(context.state_dir, record)
-    return {
-        "id": record.id,
-        "repository": repository.name,
-        "environment": target,
-        "snapshot": snapshot,
-        "data_added": record.data_added,
-        "total_bytes": record.total_bytes,
-        "seconds": round(seconds, 2),
-        "mb_per_second": round(record.total_bytes / 1e6 / max(seconds, 0.001), 1),
-    }
+    return BackupDone(
+        id=record.id,
+        repository=repository.name,
+        environment=target,
+        snapshot=snapshot,
+        data_added=record.data_added,
+        total_bytes=record.total_bytes,
+        seconds=round(seconds, 2),
+        mb_per_second=round(record.total_bytes / 1e6 / max(seconds, 0.001), 1),
+    )
 
 
 def backup_targets(context: Context, address: tuple[str, str] | None) -> list[EnvironmentRecord]:
@@ -118,7 +132,7 @@ def back_up_audited(
         details["scheduled"] = True
     with audited(context, actor, "backed up environment", f"{env.user}/{env.name}", details):
         done = backup_environment(context, repository, env, progress)
-        details.update({"id": done["id"], "data_added": done["data_added"]})
+        details.update({"id": done.id, "data_added": done.data_added})
 
 
 def back_up_each(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from cloche.core import routes, ssh_access
 from cloche.core.audited import audited, submit_audited
@@ -20,7 +19,6 @@ from cloche.model.limits import Limits
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.quota import Usage, check_fits
 from cloche.model.records import EnvironmentRecord
-from cloche.model.units import format_size
 from cloche.render.account import OWNER_UID
 from cloche.render.image import image_alias
 from cloche.render.instance import (
@@ -38,13 +36,30 @@ def checked_names(user: str, name: str) -> tuple[str, str]:
     return check_user_name(user), check_environment_name(name)
 
 
+@dataclass(frozen=True)
+class EnvironmentView:
+    """An environment's record with its state and address as LXD reports them."""
+
+    record: EnvironmentRecord
+    # LXD's status ('Running', ...), 'Missing' when LXD lacks it, else the last one seen.
+    state: str
+    address: str | None
+
+
+@dataclass(frozen=True)
+class EnvironmentDetail(EnvironmentView):
+    """One environment with the specs of its published routes."""
+
+    routes: tuple[str, ...]
+
+
 def describe(
     context: Context,
     env: EnvironmentRecord,
     live: bool = True,
     states: Mapping[str, InstanceState] | None = None,
-) -> dict[str, Any]:
-    """The environment as the API shows it (state and address from LXD when live)."""
+) -> EnvironmentView:
+    """The environment with its state and address (from LXD when live)."""
     state, address = env.state_hint or "Unknown", env.address
     if live and env.status != "creating":
         if states is None:
@@ -55,27 +70,10 @@ def describe(
             state = "Missing"
         else:
             state, address = observed.status, observed.ipv4 or address
-    return {
-        "user": env.user,
-        "name": env.name,
-        "status": env.status,
-        "state": state,
-        "address": address,
-        "image": env.image,
-        "profile": env.profile,
-        "limits": {
-            "cpu": env.cpu,
-            "memory": format_size(env.memory_bytes),
-            "disk": format_size(env.disk_bytes),
-            "processes": env.processes,
-        },
-        "host_keys": dict(env.host_keys or {}),
-        "egress": env.egress,
-        "created_at": env.created_at.isoformat(),
-    }
+    return EnvironmentView(env, state, address)
 
 
-def list_environments(context: Context, user: str | None) -> list[dict[str, Any]]:
+def list_environments(context: Context, user: str | None) -> list[EnvironmentView]:
     """Environments (of one user when given) with their live state."""
     if user is not None:
         context.database.users.get(check_user_name(user))
@@ -85,11 +83,12 @@ def list_environments(context: Context, user: str | None) -> list[dict[str, Any]
     return [describe(context, env, states=states[env.user]) for env in records]
 
 
-def environment_info(context: Context, user: str, name: str) -> dict[str, Any]:
+def environment_info(context: Context, user: str, name: str) -> EnvironmentDetail:
     """One environment with its live state and its published routes."""
     env = context.database.environments.get(*checked_names(user, name))
-    routes = [record.spec for record in context.database.routes.list(env.user, env.name)]
-    return {**describe(context, env), "routes": routes}
+    view = describe(context, env)
+    routes = tuple(record.spec for record in context.database.routes.list(env.user, env.name))
+    return EnvironmentDetail(view.record, view.state, view.address, routes)
 
 
 def request_create(context: Context, actor: str, command: NewEnvironment) -> str:
@@ -206,7 +205,7 @@ def request_remove(context: Context, actor: str, user: str, name: str) -> str:
 
 def resize(
     context: Context, actor: str, user: str, name: str, changes: LimitChanges
-) -> dict[str, Any]:
+) -> EnvironmentView:
     """Change an environment's limits within the user's quota (live where LXD allows)."""
     given: dict[str, JsonValue] = {
         key: value for key, value in asdict(changes).items() if value is not None

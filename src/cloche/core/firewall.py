@@ -17,8 +17,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cloche.core.audited import audited
 from cloche.core.context import Context, HostEffects, open_context
@@ -115,7 +115,17 @@ def converge_host_firewall(config: ClocheConfig, state_dir: Path, host: HostEffe
         context.database.close()
 
 
-def set_egress(context: Context, actor: str, user: str, name: str, egress: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EgressChange:
+    """An environment's egress policy now in force, and the one before."""
+
+    user: str
+    name: str
+    egress: str
+    previous: str
+
+
+def set_egress(context: Context, actor: str, user: str, name: str, egress: str) -> EgressChange:
     """Change an environment's egress policy and load it (live; the env keeps running)."""
     target = f"{user}/{name}"
     details: dict[str, JsonValue] = {"egress": egress[:500]}
@@ -134,7 +144,7 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
                 )
                 converge_firewall(context, actor)
                 revert.success()
-        return {"user": user_name, "name": env_name, "egress": stored, "previous": previous}
+        return EgressChange(user_name, env_name, stored, previous)
 
 
 def egress_of(context: Context, user: str, name: str) -> str:

@@ -7,27 +7,16 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from cloche.core.ports import StateStore
 from cloche.model.errors import ClocheError, HostFailure
 from cloche.model.errors_wire import error_body
+from cloche.model.records import OperationRecord
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 Work = Callable[[Progress], None]
-
-
-def _error_of(stored: str | None) -> dict[str, Any] | None:
-    if not stored:
-        return None
-    try:
-        body = json.loads(stored)
-    except ValueError:
-        body = None
-    # Rows written before errors were stored as API bodies hold the bare sentence.
-    return body if isinstance(body, dict) else error_body(HostFailure(stored))
 
 
 class OperationRunner:
@@ -70,19 +59,9 @@ class OperationRunner:
             operation_id, status="failed", error=json.dumps(error_body(error))
         )
 
-    def describe(self, operation_id: str) -> dict[str, Any]:
-        """The operation as the API shows it."""
-        operation = self._database.operations.get(operation_id)
-        return {
-            "id": operation.id,
-            "kind": operation.kind,
-            "target": operation.target,
-            "status": operation.status,
-            "progress": operation.progress,
-            "error": _error_of(operation.error),
-            "created_at": operation.created_at.isoformat(),
-            "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
-        }
+    def get(self, operation_id: str) -> OperationRecord:
+        """The operation's record (its error is stored as an API error body, as JSON)."""
+        return self._database.operations.get(operation_id)
 
     def shutdown(self) -> None:
         """Stop taking work and wait for running operations."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cloche.core.audited import audited
@@ -200,33 +201,59 @@ def _public_host(context: Context) -> str:
     return context.config.ssh.host or context.host.network.fqdn()
 
 
-def describe_route(context: Context, record: RouteRecord) -> dict[str, Any]:
-    """A route as the API shows it: where it is reached and where it leads."""
+@dataclass(frozen=True)
+class PortRouteView:
+    """A published tcp/udp route: where it is reached, where it leads, and its proxy device."""
+
+    record: RouteRecord
+    route: PortRoute
+    public: str
+    target: str
+    device: str
+
+
+@dataclass(frozen=True)
+class HttpRouteView:
+    """A published http(s) route: the URL Caddy serves and the environment port behind it."""
+
+    record: RouteRecord
+    route: HttpRoute
+    public: str
+    target: str
+
+
+RouteView = PortRouteView | HttpRouteView
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A route published; changed is False when the identical route was there already."""
+
+    route: RouteView
+    changed: bool
+
+
+def describe_route(context: Context, record: RouteRecord) -> RouteView:
+    """A route with where it is reached and where it leads."""
     route = parse_route(record.spec)
     env = context.database.environments.get(record.user, record.name)
-    answer: dict[str, Any] = {
-        "user": record.user,
-        "name": record.name,
-        "spec": record.spec,
-        "created_at": record.created_at.isoformat(),
-    }
     if isinstance(route, PortRoute):
-        answer.update(
-            kind=route.protocol,
+        return PortRouteView(
+            record,
+            route,
             public=f"{route.protocol}://{_public_host(context)}:{route.host_port}",
             target=f"127.0.0.1:{route.env_port} inside {env.qualified_name}",
             device=device_name(route),
         )
-    else:
-        answer.update(
-            kind=route.scheme,
-            public=f"{route.scheme}://{route.domain}{route.path}",
-            target=f"{env.address or '(no address yet)'}:{route.env_port}",
-        )
-    return answer
+    return HttpRouteView(
+        record,
+        route,
+        public=f"{route.scheme}://{route.domain}{route.path}",
+        target=f"{env.address or '(no address yet)'}:{route.env_port}",
+    )
 
 
-def publish(context: Context, actor: str, user: str, name: str, spec: str) -> dict[str, Any]:
+def publish(context: Context, actor: str, user: str, name: str, spec: str) -> Publication:
     """Publish one route of an environment; an already published identical route is kept."""
     target = f"{user}/{name}"
     with audited(context, actor, "published route", target, {"route": spec[:300]}):
@@ -236,7 +263,7 @@ def publish(context: Context, actor: str, user: str, name: str, spec: str) -> di
         with context.locked("routes"):
             for record in context.database.routes.list(env.user, env.name):
                 if record.spec == route.spec:
-                    return {**describe_route(context, record), "changed": False}
+                    return Publication(describe_route(context, record), changed=False)
             _refuse_busy_port(context, route)
             with Reverter() as revert:
                 record = context.database.routes.add(
@@ -249,10 +276,10 @@ def publish(context: Context, actor: str, user: str, name: str, spec: str) -> di
                 )
                 _converge_for(context, actor, env, route)
                 revert.success()
-        return {**describe_route(context, record), "changed": True}
+        return Publication(describe_route(context, record), changed=True)
 
 
-def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> dict[str, Any]:
+def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> RouteRecord:
     """Withdraw one route of an environment: its device, firewall rule or Caddy route goes."""
     target = f"{user}/{name}"
     with audited(context, actor, "unpublished route", target, {"route": spec[:300]}):
@@ -269,17 +296,12 @@ def unpublish(context: Context, actor: str, user: str, name: str, spec: str) -> 
             )
             _converge_for(context, actor, env, route)
             revert.success()
-        return {
-            "user": env.user,
-            "name": env.name,
-            "spec": record.spec,
-            "kind": route.protocol if isinstance(route, PortRoute) else route.scheme,
-        }
+        return record
 
 
 def list_routes(
     context: Context, user: str | None = None, name: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[RouteView]:
     """Published routes: all, one user's, or one environment's."""
     if user is not None:
         user = check_user_name(user)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from cloche.core import routes
 from cloche.core.audited import audited, submit_audited
@@ -31,7 +30,14 @@ from cloche.model.errors import Conflict, Invalid
 from cloche.model.instances import SnapshotInfo
 from cloche.model.names import check_environment_name
 from cloche.model.records import EnvironmentRecord
-from cloche.model.snapshots import SCHEDULED_PREFIX, RetentionPolicy, snapshot_kind
+from cloche.model.snapshots import (
+    POLICY_FIELDS,
+    POLICY_MAX,
+    SCHEDULED_PREFIX,
+    RetentionPolicy,
+    Snapshot,
+    snapshot_kind,
+)
 from cloche.render.instance import instance_request
 from cloche.render.lxd import static_nic
 
@@ -39,9 +45,6 @@ Progress = Callable[[str], None]
 MANUAL_PREFIX = "manual-"
 LABEL_MAX = 40
 _LABEL = re.compile(r"^[a-z0-9-]+$")
-# The tiers of a retention policy, as config keys, API fields and CLI options (--quarter-hourly).
-POLICY_FIELDS: tuple[str, ...] = ("quarter_hourly", "hourly", "daily", "weekly", "monthly")
-POLICY_MAX = 10_000
 
 
 def check_label(label: str) -> str:
@@ -64,13 +67,9 @@ def manual_name(now: datetime) -> str:
     return f"{MANUAL_PREFIX}{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def describe_snapshot(snapshot: SnapshotInfo) -> dict[str, Any]:
-    """A snapshot as the API shows it."""
-    return {
-        "name": snapshot.name,
-        "created_at": snapshot.created_at.isoformat(),
-        "kind": snapshot_kind(snapshot.name),
-    }
+def describe_snapshot(snapshot: SnapshotInfo) -> Snapshot:
+    """A snapshot LXD lists, with its kind (manual or scheduled)."""
+    return Snapshot(snapshot.name, snapshot.created_at, snapshot_kind(snapshot.name))
 
 
 def effective_policy(
@@ -93,7 +92,7 @@ def _ready(context: Context, user: str, name: str) -> EnvironmentRecord:
 
 def take_snapshot(
     context: Context, actor: str, user: str, name: str, label: str | None = None
-) -> dict[str, Any]:
+) -> Snapshot:
     """Take a manual snapshot now (named label, or manual-<UTC time>); never pruned."""
     snapshot = label if label is not None else manual_name(context.host.clock.now())
     target = f"{user}/{name}"
@@ -106,7 +105,7 @@ def take_snapshot(
         return describe_snapshot(taken)
 
 
-def list_snapshots(context: Context, user: str, name: str) -> list[dict[str, Any]]:
+def list_snapshots(context: Context, user: str, name: str) -> list[Snapshot]:
     """An environment's snapshots, oldest first."""
     env = context.database.environments.get(*checked_names(user, name))
     return [
@@ -222,19 +221,29 @@ def _copy_snapshot(
         context.user_instances(source.user).create_from_snapshot(request)
 
 
-def describe_policy(context: Context, env: EnvironmentRecord) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PolicyView:
+    """An environment's retention: its overrides (tier -> count) and the counts in effect."""
+
+    environment: str
+    scheduler_enabled: bool
+    overrides: Mapping[str, int]
+    effective: RetentionPolicy
+
+
+def describe_policy(context: Context, env: EnvironmentRecord) -> PolicyView:
     """An environment's retention policy: its overrides and the counts in effect."""
     host = context.config.snapshots
-    return {
-        "environment": env.qualified_name,
-        "scheduler_enabled": host.enabled,
-        "overrides": dict(env.snapshot_policy or {}),
-        "effective": asdict(effective_policy(host, env.snapshot_policy)),
-    }
+    return PolicyView(
+        environment=env.qualified_name,
+        scheduler_enabled=host.enabled,
+        overrides=dict(env.snapshot_policy or {}),
+        effective=effective_policy(host, env.snapshot_policy),
+    )
 
 
-def snapshot_policy(context: Context, user: str, name: str) -> dict[str, Any]:
-    """An environment's retention policy as the API shows it."""
+def snapshot_policy(context: Context, user: str, name: str) -> PolicyView:
+    """An environment's retention policy."""
     return describe_policy(context, context.database.environments.get(*checked_names(user, name)))
 
 
@@ -246,7 +255,7 @@ def set_snapshot_policy(
     changes: Mapping[str, int | None],
     *,
     reset: bool = False,
-) -> dict[str, Any]:
+) -> PolicyView:
     """Override tiers of an environment's retention (None drops an override; reset drops all)."""
     target = f"{user}/{name}"
     given: dict[str, JsonValue] = {key: value for key, value in changes.items()}

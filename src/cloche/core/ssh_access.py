@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from cloche.core.context import Context, HostEffects
@@ -58,13 +59,21 @@ def converge_all_users(context: Context) -> None:
         converge_user(context, user.name)
 
 
+@dataclass(frozen=True)
+class SshFiles:
+    """The ssh_config text and the known_hosts text for one user's environments."""
+
+    config: str
+    known_hosts: str
+
+
 def ssh_config(
     context: Context,
     user: str,
     host: str | None,
     port: int | None,
     known_hosts_path: str,
-) -> dict[str, str]:
+) -> SshFiles:
     """The ssh_config text and the known_hosts text for one user's environments."""
     database, config = context.database, context.config
     database.users.get(user)
@@ -76,7 +85,7 @@ def ssh_config(
         if env.address and env.status == "ready"
     ]
     host_keys = context.host.sshd.host_public_keys()
-    return {
-        "config": render_ssh_config(user, jump_host, jump_port, known_hosts_path, targets),
-        "known_hosts": render_known_hosts(user, jump_host, jump_port, host_keys, targets),
-    }
+    return SshFiles(
+        config=render_ssh_config(user, jump_host, jump_port, known_hosts_path, targets),
+        known_hosts=render_known_hosts(user, jump_host, jump_port, host_keys, targets),
+    )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from cloche.core import environments, ssh_access
 from cloche.core.audited import audited, submit_audited
@@ -15,9 +14,8 @@ from cloche.model.commands import NewUser, QuotaChanges
 from cloche.model.errors import Conflict
 from cloche.model.limits import ProjectQuotas
 from cloche.model.names import check_user_name
-from cloche.model.records import UserRecord
+from cloche.model.records import SshKeyRecord, UserRecord
 from cloche.model.sshkeys import parse_public_key
-from cloche.model.units import format_size
 from cloche.render.instance import project_name, project_request, security_profile_requests
 
 # Every profile's default process limit fits this many times per environment in the project.
@@ -53,26 +51,35 @@ def converge_project(context: Context, user: UserRecord) -> None:
     )
 
 
-def describe_user(context: Context, user: UserRecord) -> dict[str, Any]:
-    """The user as the API shows it."""
-    keys = context.database.users.list_keys(user.name)
-    return {
-        "name": user.name,
-        "role": user.role,
-        "max_envs": user.max_envs,
-        "cpu": user.cpu,
-        "memory": format_size(user.memory_bytes),
-        "disk": format_size(user.disk_bytes),
-        "uid_base": user.uid_base,
-        "uid_size": user.uid_size,
-        "project": project_name(user.name),
-        "environments": context.database.environments.count(user.name),
-        "keys": len(keys),
-        "created_at": user.created_at.isoformat(),
-    }
+@dataclass(frozen=True)
+class UserView:
+    """A user's record with their LXD project and how many environments and keys they have."""
+
+    record: UserRecord
+    project: str
+    environment_count: int
+    key_count: int
 
 
-def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UserDetail(UserView):
+    """One user with their keys and the names of their environments."""
+
+    keys: tuple[SshKeyRecord, ...]
+    environment_names: tuple[str, ...]
+
+
+def describe_user(context: Context, user: UserRecord) -> UserView:
+    """The user with their project and usage counts."""
+    return UserView(
+        record=user,
+        project=project_name(user.name),
+        environment_count=context.database.environments.count(user.name),
+        key_count=len(context.database.users.list_keys(user.name)),
+    )
+
+
+def add_user(context: Context, actor: str, command: NewUser) -> UserView:
     """Add a user: record, LXD project with the quotas, security profiles, keys."""
     with audited(context, actor, "added user", command.name, {"role": command.role}):
         check_user_name(command.name)
@@ -104,24 +111,26 @@ def add_user(context: Context, actor: str, command: NewUser) -> dict[str, Any]:
         return describe_user(context, user)
 
 
-def list_users(context: Context) -> list[dict[str, Any]]:
+def list_users(context: Context) -> list[UserView]:
     """Every user with quotas and usage."""
     return [describe_user(context, user) for user in context.database.users.list()]
 
 
-def show_user(context: Context, name: str) -> dict[str, Any]:
+def show_user(context: Context, name: str) -> UserDetail:
     """One user with keys and environment names."""
     user = context.database.users.get(check_user_name(name))
     shown = describe_user(context, user)
-    shown["ssh_keys"] = [
-        {"fingerprint": key.fingerprint, "comment": key.comment, "public_key": key.public_key}
-        for key in context.database.users.list_keys(name)
-    ]
-    shown["environment_names"] = [env.name for env in context.database.environments.list(name)]
-    return shown
+    return UserDetail(
+        record=shown.record,
+        project=shown.project,
+        environment_count=shown.environment_count,
+        key_count=shown.key_count,
+        keys=tuple(context.database.users.list_keys(name)),
+        environment_names=tuple(env.name for env in context.database.environments.list(name)),
+    )
 
 
-def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) -> dict[str, Any]:
+def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) -> UserView:
     """Change a user's quotas (LXD's project limits follow)."""
     given: dict[str, JsonValue] = {
         key: value for key, value in asdict(changes).items() if value is not None
@@ -159,7 +168,7 @@ def _push_keys(context: Context, user: str) -> None:
             install_keys(context, user, env.name)
 
 
-def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any]:
+def add_key(context: Context, actor: str, name: str, text: str) -> SshKeyRecord:
     """Add a public key to a user and to every environment of theirs."""
     key = parse_public_key(text)
     with audited(context, actor, "added key of user", name, {"fingerprint": key.fingerprint}):
@@ -167,15 +176,14 @@ def add_key(context: Context, actor: str, name: str, text: str) -> dict[str, Any
             check_user_name(name), key.fingerprint, key.line, key.comment
         )
         _push_keys(context, name)
-        return {"fingerprint": record.fingerprint, "comment": record.comment}
+        return record
 
 
-def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> dict[str, Any]:
+def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> None:
     """Remove a public key from a user and from every environment of theirs."""
     with audited(context, actor, "removed key of user", name, {"fingerprint": fingerprint}):
         context.database.users.remove_key(check_user_name(name), fingerprint)
         _push_keys(context, name)
-        return {"fingerprint": fingerprint}
 
 
 def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> str:

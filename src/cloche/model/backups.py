@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from cloche.model.errors import Invalid, NotFound
 
@@ -13,6 +14,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SFTP = re.compile(r"^sftp:[^\s:@/]+@[^\s:/]+:/\S*$")
 _S3 = re.compile(r"^s3:https?://[^\s/]+/[a-z0-9][a-z0-9.-]{1,62}(/\S*)?$")
 _BACKUP_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+RepositoryKind = Literal["local", "sftp", "s3"]
+# What adding a repository did: made a new one, or opened one there already.
+RepositoryState = Literal["initialised", "opened"]
 
 BACKUPS_DIRECTORY = "backups"
 LOCAL_REPOSITORY = "local"
@@ -32,6 +37,15 @@ def backups_dir(state_dir: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class RepositoryView:
+    """What may be shown of a repository: its name, kind and URL, never a secret."""
+
+    name: str
+    kind: RepositoryKind
+    url: str
+
+
+@dataclass(frozen=True)
 class Repository:
     """A restic repository cloche knows: its URL, password and how to reach it (all secret)."""
 
@@ -43,13 +57,13 @@ class Repository:
     sftp_command: str | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> RepositoryKind:
         """local, sftp or s3."""
         return repository_kind(self.url)
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> RepositoryView:
         """What may be shown: name, kind and URL (never the password or keys)."""
-        return {"name": self.name, "kind": self.kind, "url": self.url}
+        return RepositoryView(self.name, self.kind, self.url)
 
     def to_dict(self) -> dict[str, str]:
         """Every field, for the secrets file."""
@@ -75,6 +89,19 @@ class BackupRecord:
     data_added: int
     total_bytes: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    """One backup as 'cloche backup list' shows it; the figures are None when unknown."""
+
+    id: str
+    repository: str
+    environment: str  # USER/NAME
+    time: str
+    snapshot: str
+    data_added: int | None
+    total_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -139,7 +166,7 @@ def backup_round_due(last_round: float | None, now: float) -> bool:
     return last_round is None or now - last_round >= SCHEDULE_INTERVAL_SECONDS
 
 
-def repository_kind(url: str) -> str:
+def repository_kind(url: str) -> RepositoryKind:
     """local, sftp or s3 for a repository URL; Invalid for anything else."""
     if url.startswith("sftp:"):
         if not _SFTP.match(url):

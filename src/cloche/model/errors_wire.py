@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cloche.model.errors import (
     ClocheError,
     Conflict,
@@ -32,3 +34,17 @@ def error_from_body(status: int, body: object) -> ClocheError:
         cls = ERROR_CLASSES.get(str(body.get("error")), HostFailure)
         return cls(body["message"])
     return HostFailure(f"The cloche daemon answered {status} without an explanation; see its log.")
+
+
+def stored_error_body(stored: str | None) -> dict[str, str] | None:
+    """The error body of a failed operation, from the JSON text its record holds."""
+    if not stored:
+        return None
+    try:
+        body = json.loads(stored)
+    except ValueError:
+        body = None
+    # Rows written before errors were stored as API bodies hold the bare sentence.
+    if isinstance(body, dict):
+        return {str(key): str(value) for key, value in body.items()}
+    return error_body(HostFailure(stored))

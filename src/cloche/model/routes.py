@@ -104,6 +104,12 @@ class PortRoute:
 
 
 Route = HttpRoute | PortRoute
+RouteKind = Literal["tcp", "udp", "http", "https"]
+
+
+def route_kind(route: Route) -> RouteKind:
+    """tcp or udp for a port route, http or https for an HTTP(S) one."""
+    return route.protocol if isinstance(route, PortRoute) else route.scheme
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ SNAPSHOT_KINDS: tuple[SnapshotKind, ...] = ("scheduled", "manual")
 Tier = Literal["quarter-hourly", "hourly", "daily", "weekly", "monthly"]
 # Finest first: the planner takes scheduled snapshots at the pace of the finest enabled tier.
 TIERS: tuple[Tier, ...] = ("quarter-hourly", "hourly", "daily", "weekly", "monthly")
+# The tiers of a retention policy, as config keys, API fields and CLI options (--quarter-hourly).
+POLICY_FIELDS: tuple[str, ...] = ("quarter_hourly", "hourly", "daily", "weekly", "monthly")
+POLICY_MAX = 10_000
 
 # Scheduled snapshots are named after the UTC minute they were taken, e.g. auto-20261122T1915Z;
 # the prefix is reserved, and every other name is a manual snapshot that is never pruned.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloche.model.backups import BackupRecord
+from cloche.model.backups import BackupEntry, BackupRecord
 from cloche.model.errors import Invalid
 from cloche.render.restic import parse_tags
 
@@ -105,7 +105,7 @@ def backed_up_environments(snapshots: Iterable[ResticSnapshot]) -> list[tuple[st
 
 def backup_rows(
     repository: str, snapshots: Iterable[ResticSnapshot], records: Mapping[str, BackupRecord]
-) -> list[dict[str, Any]]:
+) -> list[BackupEntry]:
     """The rows 'cloche backup list' shows of one repository's cloche snapshots.
 
     records (by short id) add the figures restic printed at backup time; None where unknown.
@@ -117,15 +117,15 @@ def backup_rows(
             continue
         record = records.get(snapshot.short_id)
         rows.append(
-            {
-                "id": snapshot.short_id,
-                "repository": repository,
-                "environment": f"{tags.user}/{tags.env}",
-                "time": snapshot.time,
-                "snapshot": tags.snapshot,
-                "data_added": record.data_added if record else None,
-                "total_bytes": record.total_bytes if record else None,
-            }
+            BackupEntry(
+                id=snapshot.short_id,
+                repository=repository,
+                environment=f"{tags.user}/{tags.env}",
+                time=snapshot.time,
+                snapshot=tags.snapshot,
+                data_added=record.data_added if record else None,
+                total_bytes=record.total_bytes if record else None,
+            )
         )
     return rows
 
