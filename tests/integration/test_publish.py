@@ -312,7 +312,7 @@ def test_the_reconciler_restores_a_removed_device_and_caddy_config(site: Site) -
             "the reconciler did not restore the device and Caddy's config",
         )
         assert ssh_banner(site, port).startswith("SSH-2.0-OpenSSH")
-        devices = audited_since(started, "repaired proxy devices")
+        devices = audited_since(started, "repaired devices")
         assert [event["target"] for event in devices] == [address], devices
         configs = audited_since(started, "repaired proxy config")
         assert [event["details"] for event in configs] == [{"was": "changed by hand"}], configs

@@ -76,6 +76,8 @@ class FakeInstance:
     info: InstanceInfo
     ipv4: str
     request: dict[str, Any] = field(default_factory=dict)
+    # Addresses a (hostile) guest added to eth0 besides its own.
+    extra_addresses: tuple[str, ...] = ()
     # Snapshot name -> when it was taken (UTC).
     snapshots: dict[str, datetime] = field(default_factory=dict)
 
@@ -223,7 +225,7 @@ class FakeInstances:
         return InstanceState(
             name=name,
             status=instance.info.status,
-            ipv4=instance.ipv4 if running else None,
+            addresses=(instance.ipv4, *instance.extra_addresses) if running else (),
             memory_bytes=100 * 1024**2 if running else 0,
             processes=20 if running else 0,
             pid=4242 if running else 0,
@@ -255,6 +257,10 @@ class FakeInstances:
             devices={key: dict(value) for key, value in (request.get("devices") or {}).items()},
         )
         instance.request = dict(request)
+        # As LXD's DHCP does, the guest gets the static address its NIC asks for.
+        static = (instance.info.devices.get("eth0") or {}).get("ipv4.address")
+        if static:
+            instance.ipv4 = static
         return instance.info
 
     def create_from_template(

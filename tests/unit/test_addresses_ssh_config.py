@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloche.model.addresses import allocate_address
+from cloche.model.addresses import address_mismatch, allocate_address
 from cloche.model.errors import QuotaExceeded
 from cloche.render.ssh_config import SshTarget, render_known_hosts, render_ssh_config
 from tests.unit.golden import assert_golden
@@ -35,3 +35,13 @@ def test_ssh_config_pins_every_key_through_the_jump_account() -> None:
     known = render_known_hosts("alice", "host.example", 2222, ["ssh-ed25519 AAAAhost"], TARGETS)
     assert_golden("ssh/known_hosts-alice", known)
     assert known.splitlines()[0] == "[host.example]:2222 ssh-ed25519 AAAAhost"
+
+
+def test_an_address_the_guest_adds_is_a_mismatch_and_the_assigned_one_alone_is_not() -> None:
+    assert address_mismatch("alice/web", "10.120.0.11", ["10.120.0.11"]) is None
+    assert address_mismatch("alice/web", "10.120.0.11", []) is None  # not up yet
+    first = address_mismatch("alice/web", "10.120.0.11", ["10.120.0.12", "10.120.0.11"])
+    assert first is not None
+    assert first.startswith("alice/web reports 10.120.0.12, 10.120.0.11 on eth0")
+    assert "cloche assigned 10.120.0.11" in first
+    assert address_mismatch("alice/web", "10.120.0.11", ["10.120.0.250"]) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from cloche.model.config import ClocheConfig, parse_config
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
 from cloche.model.routes import PortRoute, RouteError
 from cloche.render.instance import project_name
-from cloche.render.proxy_devices import DevicePlan, plan_proxy_devices, proxy_device
+from cloche.render.lxd import static_nic
+from cloche.render.proxy_devices import DevicePlan, plan_devices, proxy_device
 from tests.unit.fakes import (
     FakeContext,
     FakeFirewall,
@@ -88,7 +90,7 @@ def test_plan_adds_missing_replaces_changed_and_removes_only_clochess_devices() 
         "cloche-tcp-9999": proxy_device(PortRoute("tcp", 9999, 80)),
         "mine": {"type": "proxy", "listen": "tcp:0.0.0.0:7000", "connect": "tcp:127.0.0.1:7"},
     }
-    plan = plan_proxy_devices(current, [ssh, dns])
+    plan = plan_devices(current, [ssh, dns])
     assert plan == DevicePlan(
         add={"cloche-tcp-2222": proxy_device(ssh), "cloche-udp-5353": proxy_device(dns)},
         remove=("cloche-tcp-9999",),
@@ -101,7 +103,7 @@ def test_plan_adds_missing_replaces_changed_and_removes_only_clochess_devices() 
     converged = {**current, **plan.add}
     for name in plan.remove:
         del converged[name]
-    assert plan_proxy_devices(converged, [ssh, dns]).empty
+    assert plan_devices(converged, [ssh, dns]).empty
 
 
 # Publishing -------------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ def test_reconciler_restores_a_removed_device_and_audits_it(context: FakeContext
     assert len(findings) == 2
     assert f"cloche-tcp-{port}" in devices(context, "alice", "web")
     assert "cloche-tcp-1" not in devices(context, "bob", "api")
-    repaired = events(context, "repaired proxy devices")
+    repaired = events(context, "repaired devices")
     assert {event.target for event in repaired} == {"alice/web", "bob/api"}
     assert routes.reconcile_routes(context, reconcile.ACTOR) == []
 
@@ -318,3 +320,24 @@ def test_explicit_action_routes_leave_room_for_routes_and_snapshots(context: Fak
         taken = client.post("/v1/environments/alice/web/snapshots", json={})
         assert taken.status_code == 201, taken.text
         assert client.post("/v1/environments/alice/web/explode").status_code == 404
+
+
+def test_eth0_gets_the_assigned_address_and_anti_spoofing_filters_back(
+    context: FakeContext,
+) -> None:
+    env = context.database.environments.get("alice", "web")
+    instance = context.fake.instances[project_name("alice")]["web"]
+    assert instance.info.devices["eth0"]["security.ipv4_filtering"] == "true"  # from create
+    # An environment made before the filters (or changed by hand) has a plain NIC.
+    plain = {"type": "nic", "network": "clochebr0", "name": "eth0", "ipv4.address": "10.1.2.3"}
+    instance.info = dataclasses.replace(
+        instance.info, devices={**instance.info.devices, "eth0": plain}
+    )
+    reconcile.reconcile_once(context)
+    nic = context.fake.instances[project_name("alice")]["web"].info.devices["eth0"]
+    assert nic == static_nic(context.config.network.bridge, env.address or "")
+    assert nic["security.mac_filtering"] == nic["security.ipv6_filtering"] == "true"
+    repaired = events(context, "repaired devices")
+    assert repaired[-1].details["added"] == ["eth0"]
+    reconcile.reconcile_once(context)
+    assert len(events(context, "repaired devices")) == len(repaired)  # converged: no new event

@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from cloche.core import reconcile
+from cloche.core import environments, reconcile
+from cloche.core.reconcile import check_addresses
 from cloche.model.errors import HostFailure, NotFound
 from cloche.model.errors_wire import stored_error_body
 from cloche.model.instances import ROLE_TEMPLATE
 from cloche.model.records import EnvironmentStatus
-from tests.unit.fakes import GIB, FakeContext, add_user, events, fake_context
+from tests.unit.fakes import (
+    GIB,
+    FakeContext,
+    add_user,
+    events,
+    fake_context,
+    new_env,
+    wait_operation,
+)
 
 PROJECT = "cloche-alice"
 
@@ -165,3 +174,25 @@ def test_operations_a_stopped_daemon_left_running_read_as_failed(
         "error": "HostFailure",
         "message": "It stopped; retry.",
     }
+
+
+def test_a_guest_claiming_another_address_is_reported_once_and_never_adopted(
+    tmp_path: Path,
+) -> None:
+    with fake_context(tmp_path) as context:
+        add_user(context, "alice")
+        wait_operation(context, environments.request_create(context, "alice", new_env("web")))
+        assigned = context.database.environments.get("alice", "web").address
+        instance = context.fake.instances["cloche-alice"]["web"]
+        assert check_addresses(context) == []  # positive control: the assigned address alone
+        # Root inside lists another address first (networkd), as an attacker would.
+        instance.extra_addresses = ("10.120.0.250",)
+        instance.ipv4 = "10.120.0.250"
+        (finding,) = check_addresses(context)
+        assert "alice/web reports 10.120.0.250" in finding
+        check_addresses(context)
+        assert len(events(context, "found address mismatch")) == 1
+        assert context.address_mismatches == [finding]
+        shown = environments.environment_info(context, "alice", "web")
+        assert shown.address == assigned  # the record's, never the guest's
+        assert context.database.environments.get("alice", "web").address == assigned

@@ -31,6 +31,7 @@ STATE = {
                 {"family": "inet6", "scope": "global", "address": "fd42::2"},
                 {"family": "inet", "scope": "local", "address": "127.0.0.1"},
                 {"family": "inet", "scope": "global", "address": "10.120.0.5"},
+                {"family": "inet", "scope": "global", "address": "10.120.0.250"},
             ]
         }
     },
@@ -47,14 +48,14 @@ def test_lxd_times_keep_microseconds_and_are_utc() -> None:
 
 def test_state_and_info_are_read_from_lxd_s_json() -> None:
     state = instance_state("web", STATE)
-    assert (state.status, state.ipv4, state.memory_bytes, state.processes, state.pid) == (
+    assert (state.status, state.addresses, state.memory_bytes, state.processes, state.pid) == (
         "Running",
-        "10.120.0.5",
+        ("10.120.0.5", "10.120.0.250"),
         1024,
         12,
         77,
     )
-    assert instance_state("web", {}, "Stopped").ipv4 is None
+    assert instance_state("web", {}, "Stopped").addresses == ()
     assert instance_state("web", {}, "Stopped").status == "Stopped"
     info = instance_info({"name": "web", "config": {"user.cloche.role": "template", "n": 1}})
     assert info == InstanceInfo("web", "", (), {"user.cloche.role": "template", "n": "1"}, {})

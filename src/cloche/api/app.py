@@ -65,6 +65,7 @@ def create_app(context: Context) -> FastAPI:
             status="ok",
             code=code_fingerprint(),
             config=config_fingerprint(context.config),
+            address_mismatches=list(context.address_mismatches),
         )
 
     @app.get("/v1/operations/{operation_id}", responses=errors(404, 422))

@@ -110,6 +110,8 @@ class Context:
     backup_catalog: BackupCatalog = field(default_factory=SqliteBackupCatalog)
     # Findings of the reconciler already written to the audit log by this daemon.
     reported: set[str] = field(default_factory=set)
+    # Running environments whose guest claims addresses other than the assigned one (last pass).
+    address_mismatches: list[str] = field(default_factory=list)
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )

@@ -59,18 +59,19 @@ def describe(
     live: bool = True,
     states: Mapping[str, InstanceState] | None = None,
 ) -> EnvironmentView:
-    """The environment with its state and address (from LXD when live)."""
-    state, address = env.state_hint or "Unknown", env.address
+    """The environment with its state (from LXD when live) and the address cloche assigned.
+
+    The address is always the record's: what the guest reports is observed (see
+    reconcile.check_addresses), never believed.
+    """
+    state = env.state_hint or "Unknown"
     if live and env.status != "creating":
         if states is None:
             instances = context.user_instances(env.user)
             states = {env.name: instances.state(env.name)} if instances.find(env.name) else {}
         observed = states.get(env.name)
-        if observed is None:
-            state = "Missing"
-        else:
-            state, address = observed.status, observed.ipv4 or address
-    return EnvironmentView(env, state, address)
+        state = "Missing" if observed is None else observed.status
+    return EnvironmentView(env, state, env.address)
 
 
 def list_environments(context: Context, user: str | None) -> list[EnvironmentView]:
@@ -161,15 +162,15 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
         if action in ("start", "restart"):
             if action == "restart":
                 instances.stop(env.name)
+            # Its NIC's anti-spoofing and its routes' devices are in place before it runs.
+            routes.converge_devices(context, env)
             instances.start(env.name)
             progress("waiting for systemd")
             instances.wait_until_booted(env.name)
         else:
             instances.stop(env.name)
         state = instances.state(env.name)
-        context.database.environments.update(
-            env.user, env.name, state_hint=state.status, address=state.ipv4 or env.address
-        )
+        context.database.environments.update(env.user, env.name, state_hint=state.status)
 
     return submit_audited(
         context, actor, f"{past} environment", target, work, kind=f"{action} environment"

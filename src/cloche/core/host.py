@@ -271,6 +271,16 @@ def _check_daemon(host: HostEffects) -> str:
     return f"cloche {health.get('version')} answers on its socket"
 
 
+def _check_addresses(host: HostEffects) -> str:
+    health = daemon_health(host.services)
+    if health is None:
+        raise HostFailure("unknown while the cloche daemon does not answer.")
+    mismatches = health.get("address_mismatches")
+    if isinstance(mismatches, list) and mismatches:
+        raise HostFailure("; ".join(str(mismatch) for mismatch in mismatches) + ".")
+    return "every running environment uses only the address cloche assigned"
+
+
 def _check_sshd(host: HostEffects) -> str:
     if not host.sshd.is_running():
         raise HostFailure("the host's sshd is not running; run 'cloche host init'.")
@@ -346,6 +356,7 @@ def host_status(
     results.append(lxd_status)
     results += [
         _status_of("daemon", functools.partial(_check_daemon, host)),
+        _status_of("addresses", functools.partial(_check_addresses, host)),
         _status_of("firewall", functools.partial(_check_firewall, host, config)),
         _status_of("sshd", functools.partial(_check_sshd, host)),
         _status_of("proxy", functools.partial(_check_proxy, host)),

@@ -5,7 +5,8 @@ Records are written before instances are made and deleted after them, so after a
   instance (if any) and the record are removed (repaired);
 - a 'ready' record whose instance is gone is reported (state Missing), never crashed on;
 - an instance in a cloche project with no record was not made by cloche: it is reported.
-Each pass also converges the firewall, Caddy and the proxy devices of published routes.
+Each pass also converges the firewall, Caddy, every eth0 (the assigned address, anti-spoofing)
+and the proxy devices of published routes, and reports guests that claim other addresses.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from cloche.core import firewall, routes, ssh_access
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
+from cloche.model.addresses import address_mismatch
 from cloche.model.errors import ClocheError, HostFailure
 from cloche.model.errors_wire import error_body
 from cloche.model.instances import ROLE_ENVIRONMENT
@@ -82,6 +84,37 @@ def reconcile_environments(context: Context, *, startup: bool = False) -> list[s
     return findings
 
 
+def check_addresses(context: Context) -> list[str]:
+    """Compare what running guests report on eth0 with the addresses cloche assigned.
+
+    A mismatch changes nothing (the NIC's filters drop traffic from any other address and the
+    record stays the truth); it is audited once per daemon run and kept for 'host status'.
+    """
+    mismatches: list[str] = []
+    environments = [env for env in context.database.environments.list() if env.status == "ready"]
+    for user in sorted({env.user for env in environments}):
+        states = context.user_instances(user).states()
+        for env in (env for env in environments if env.user == user):
+            state = states.get(env.name)
+            if state is None or state.status != "Running":
+                continue
+            mismatch = address_mismatch(env.qualified_name, env.address, state.addresses)
+            if mismatch is None:
+                continue
+            mismatches.append(mismatch)
+            if mismatch not in context.reported:
+                context.reported.add(mismatch)
+                context.record(
+                    ACTOR,
+                    "found address mismatch",
+                    env.qualified_name,
+                    succeeded=False,
+                    details={"assigned": env.address, "reported": list(state.addresses)},
+                )
+    context.address_mismatches = mismatches
+    return mismatches
+
+
 def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
     """A whole pass, logging instead of raising so the daemon keeps serving."""
     try:
@@ -95,6 +128,10 @@ def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
         log.warning("reconcile pass failed: %s", error)
         return [f"reconcile failed: {error}"]
     findings += routes.reconcile_routes(context, ACTOR)
+    try:
+        findings += check_addresses(context)
+    except ClocheError as error:
+        findings.append(f"could not compare addresses: {error}")
     for finding in findings:
         log.warning("reconcile: %s", finding)
     return findings

@@ -37,7 +37,8 @@ from cloche.model.routes import (
     route_endpoint,
 )
 from cloche.render.caddy import render_caddy_config
-from cloche.render.proxy_devices import device_name, plan_proxy_devices
+from cloche.render.lxd import static_nic
+from cloche.render.proxy_devices import device_name, plan_devices
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def converge_proxy(context: Context, actor: str) -> ProxyChange:
 def _apply_devices(
     context: Context, env: EnvironmentRecord, info: InstanceInfo, routes: list[PortRoute]
 ) -> dict[str, JsonValue] | None:
-    plan = plan_proxy_devices(info.devices, routes)
+    nic = static_nic(context.config.network.bridge, env.address) if env.address else None
+    plan = plan_devices(info.devices, routes, nic)
     if plan.empty:
         return None
     context.user_instances(env.user).change_devices(env.name, plan.add, plan.remove)
@@ -147,8 +149,8 @@ def _reconcile_devices(context: Context, actor: str) -> list[str]:
                     findings.append(f"could not converge {env.qualified_name}'s devices: {error}")
                     continue
             if changed is not None:
-                findings.append(f"repaired the proxy devices of {env.qualified_name}: {changed}")
-                context.record(actor, "repaired proxy devices", env.qualified_name, details=changed)
+                findings.append(f"repaired the devices of {env.qualified_name}: {changed}")
+                context.record(actor, "repaired devices", env.qualified_name, details=changed)
     return findings
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cloche.model.errors import QuotaExceeded
 
@@ -22,4 +22,15 @@ def allocate_address(subnet: str, used: Iterable[str]) -> str:
     raise QuotaExceeded(
         f"The bridge's range {subnet} has no free address left; remove environments or give "
         "network.subnet a larger range."
+    )
+
+
+def address_mismatch(environment: str, recorded: str | None, reported: Sequence[str]) -> str | None:
+    """A sentence when what a running guest reports is not the address cloche assigned."""
+    if not reported or list(reported) == [recorded]:
+        return None
+    return (
+        f"{environment} reports {', '.join(reported)} on eth0 but cloche assigned "
+        f"{recorded or 'no address'}; its traffic from other addresses is dropped, and only "
+        "the assigned one is used (restart it, or look inside for who changed its network)"
     )

@@ -52,11 +52,13 @@ class InstanceInfo:
 
 @dataclass(frozen=True)
 class InstanceState:
-    """A running instance's live facts: status, address, memory and processes."""
+    """A running instance's live facts: status, reported addresses, memory and processes."""
 
     name: str
     status: str
-    ipv4: str | None
+    # What the guest configured on eth0 (global IPv4), in its order: observed, never trusted;
+    # an environment's address is the one in cloche's records.
+    addresses: tuple[str, ...]
     memory_bytes: int
     processes: int
     pid: int

@@ -182,5 +182,18 @@ def plan_lxd(
 
 
 def static_nic(bridge_name: str, address: str) -> dict[str, str]:
-    """An eth0 device with a fixed address, so forwards and ssh configs survive restarts."""
-    return {"type": "nic", "network": bridge_name, "name": "eth0", "ipv4.address": address}
+    """eth0 with the address cloche assigned, from which alone the guest may send.
+
+    A fixed address keeps forwards and ssh configs valid across restarts; LXD's filters drop
+    frames from any other MAC or IPv4 address, ARP for other addresses and all IPv6 (the bridge
+    has none), so the firewall's rules may trust a packet's source address.
+    """
+    return {
+        "type": "nic",
+        "network": bridge_name,
+        "name": "eth0",
+        "ipv4.address": address,
+        "security.mac_filtering": "true",
+        "security.ipv4_filtering": "true",
+        "security.ipv6_filtering": "true",
+    }

@@ -1,4 +1,8 @@
-"""Pure: the LXD proxy devices that publish tcp:// and udp:// routes, and the plan to converge them.
+"""Pure: an instance's devices cloche owns, and the plan to converge them.
+
+Those are eth0 (the static address cloche assigned, with LXD's MAC, IPv4 and IPv6 filtering so
+the guest cannot send from any other address or answer ARP for one) and the proxy devices that
+publish tcp:// and udp:// routes.
 
 A proxy device makes LXD listen on the host's HOST_PORT (all IPv4 addresses) and connect, inside
 the environment, to 127.0.0.1:ENV_PORT: the service needs no other address and the environment's
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from cloche.model.routes import PortRoute
 
 DEVICE_PREFIX = "cloche-"
+NIC = "eth0"
 
 
 def device_name(route: PortRoute) -> str:
@@ -43,11 +48,16 @@ class DevicePlan:
         return not self.add and not self.remove
 
 
-def plan_proxy_devices(
-    current: Mapping[str, Mapping[str, str]], routes: Iterable[PortRoute]
+def plan_devices(
+    current: Mapping[str, Mapping[str, str]],
+    routes: Iterable[PortRoute],
+    nic: Mapping[str, str] | None = None,
 ) -> DevicePlan:
-    """Compare an instance's own devices with its port routes; only cloche's devices change."""
-    desired = {device_name(route): proxy_device(route) for route in routes}
+    """Compare an instance's own devices with its eth0 and its port routes; only cloche's
+    devices change (eth0 only when nic is given)."""
+    desired = {device_name(route): dict(proxy_device(route)) for route in routes}
+    if nic is not None:
+        desired[NIC] = dict(nic)
     add = {
         name: config
         for name, config in sorted(desired.items())

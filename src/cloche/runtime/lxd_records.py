@@ -37,13 +37,14 @@ def own_devices(raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return {key: dict(value) for key, value in (raw.get("devices") or {}).items()}
 
 
-def ipv4(state: Mapping[str, Any]) -> str | None:
-    """The global IPv4 address on eth0 in an instance's state, or None."""
+def ipv4_addresses(state: Mapping[str, Any]) -> tuple[str, ...]:
+    """The global IPv4 addresses on eth0 in an instance's state, in the guest's order."""
     network = state.get("network") or {}
-    for address in (network.get("eth0") or {}).get("addresses") or []:
-        if address.get("family") == "inet" and address.get("scope") == "global":
-            return str(address["address"])
-    return None
+    return tuple(
+        str(address["address"])
+        for address in (network.get("eth0") or {}).get("addresses") or []
+        if address.get("family") == "inet" and address.get("scope") == "global"
+    )
 
 
 def instance_state(name: str, state: Mapping[str, Any], status: str = "") -> InstanceState:
@@ -51,7 +52,7 @@ def instance_state(name: str, state: Mapping[str, Any], status: str = "") -> Ins
     return InstanceState(
         name=name,
         status=str(status or state.get("status", "")),
-        ipv4=ipv4(state),
+        addresses=ipv4_addresses(state),
         memory_bytes=int((state.get("memory") or {}).get("usage", 0)),
         processes=int(state.get("processes", 0)),
         pid=int(state.get("pid", 0)),

@@ -15,3 +15,5 @@ class Health(WireModel):
     # 'host init' restarts a daemon whose code or config changed since it started.
     code: str
     config: str
+    # Running environments whose guest reports an address cloche did not assign.
+    address_mismatches: list[str]

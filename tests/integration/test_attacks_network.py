@@ -1,0 +1,200 @@
+"""Attacks from root inside an environment on the network boundary, on real LXD and nftables.
+
+Each probe has a positive control: the same packet from the address it claims (or to a target
+that is allowed) arrives, so a probe cannot pass because it is broken. Traffic stays on the
+bridge of this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
+from tests.integration.test_environments import make_user, remove_user
+from tests.integration.test_firewall import AUDIT_LOG, SMALL, env_address, in_env
+
+UDP_PORT = 5399
+TCP_PORT = 5400
+
+# Listens on UDP_PORT and TCP_PORT in the background and appends each sender's address to a file.
+LISTENER = f"""
+import os, socket, threading
+def udp():
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("0.0.0.0", {UDP_PORT}))
+    while True:
+        data, source = server.recvfrom(512)
+        with open("/root/heard", "a") as log:
+            log.write("udp " + source[0] + " " + data.decode(errors="replace") + chr(10))
+def tcp():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", {TCP_PORT}))
+    server.listen(8)
+    while True:
+        connection, source = server.accept()
+        data = connection.recv(512)
+        with open("/root/heard", "a") as log:
+            log.write("tcp " + source[0] + " " + data.decode(errors="replace") + chr(10))
+        connection.close()
+threading.Thread(target=udp, daemon=True).start()
+tcp()
+"""
+
+# Sends one UDP datagram and one TCP message to argv[1] from source address argv[2].
+SEND = f"""
+import socket, sys
+target, source, marker = sys.argv[1], sys.argv[2], sys.argv[3]
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind((source, 0))
+for _ in range(3):
+    udp.sendto(marker.encode(), (target, {UDP_PORT}))
+tcp = socket.socket()
+tcp.bind((source, 0))
+tcp.settimeout(3)
+try:
+    tcp.connect((target, {TCP_PORT}))
+    tcp.sendall(marker.encode())
+except OSError:
+    pass
+tcp.close()
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def daemon() -> None:
+    """The host is set up (firewall loaded) and the daemon runs the code under test."""
+    cloche_ok("host", "init")
+
+
+@dataclass
+class Victims:
+    """Tenant b with a sender and a listener; tenant a (the attacker) with one environment."""
+
+    attacker: str
+    victim: str
+    addresses: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def victims() -> Iterator[Victims]:
+    users: list[str] = []
+    try:
+        attacker = make_user("--max-envs", "1", "--cpu", "1", "--memory", "1GiB", "--disk", "20GiB")
+        users.append(attacker)
+        victim = make_user("--max-envs", "3", "--cpu", "3", "--memory", "2GiB", "--disk", "40GiB")
+        users.append(victim)
+        for address in (f"{attacker}/evil", f"{victim}/sender", f"{victim}/listener"):
+            cloche_ok("create", address, *SMALL)
+        found = Victims(attacker, victim)
+        for address in (f"{attacker}/evil", f"{victim}/sender", f"{victim}/listener"):
+            found.addresses[address] = env_address(address)
+        listener = f"{victim}/listener"
+        in_env(listener, "sh", "-c", "rm -f /root/heard")
+        in_env(
+            listener,
+            "sh",
+            "-c",
+            f"setsid python3 -c '{LISTENER}' >/dev/null 2>&1 </dev/null &",
+        )
+        time.sleep(1)
+        yield found
+    finally:
+        for name in users:
+            remove_user(name)
+
+
+def heard(listener: str) -> str:
+    """Everything the listener recorded so far."""
+    return in_env(listener, "sh", "-c", "cat /root/heard 2>/dev/null || true").stdout
+
+
+def send(sender: str, target: str, source: str, marker: str) -> None:
+    """From inside sender (as root), send the probes to target from source."""
+    in_env(sender, "python3", "-c", SEND, target, source, marker)
+
+
+def wait_heard(listener: str, marker: str, seconds: float = 5) -> str:
+    """The listener's lines with marker, waiting up to seconds for the first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = "\n".join(line for line in heard(listener).splitlines() if marker in line)
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
+
+
+def test_a_spoofed_source_from_another_tenant_never_arrives(victims: Victims) -> None:
+    attacker, victim = f"{victims.attacker}/evil", victims.victim
+    sender, listener = f"{victim}/sender", f"{victim}/listener"
+    own, target = victims.addresses[sender], victims.addresses[listener]
+    # Positive control: the real sender's UDP and TCP, from its own address, arrive.
+    send(sender, target, own, "control-ok")
+    arrived = wait_heard(listener, "control-ok")
+    assert f"udp {own} control-ok" in arrived
+    assert f"tcp {own} control-ok" in arrived
+    # Root in the attacker's environment takes the sender's address and sends as it.
+    taken = in_env(attacker, "ip", "addr", "add", f"{own}/16", "dev", "eth0")
+    assert taken.returncode == 0, taken.stderr
+    try:
+        send(attacker, target, own, "spoofed")
+        assert wait_heard(listener, "spoofed", seconds=4) == ""
+    finally:
+        in_env(attacker, "ip", "addr", "del", f"{own}/16", "dev", "eth0")
+
+
+def _mismatches_since(moment: datetime, target: str) -> list[dict[str, object]]:
+    found = []
+    for line in AUDIT_LOG.read_text().splitlines():
+        event = json.loads(line)
+        when = datetime.fromisoformat(str(event["time"]))
+        wanted = event["action"] == "found address mismatch" and event["target"] == target
+        if wanted and when >= moment:
+            found.append(event)
+    return found
+
+
+def test_an_address_the_guest_configures_is_never_adopted(victims: Victims) -> None:
+    attacker = f"{victims.attacker}/evil"
+    assigned = victims.addresses[attacker]
+    started = datetime.now(UTC)
+    # networkd lists another address before DHCP's, as root inside can make it do.
+    dropin = "[Match]\nName=eth0\n\n[Network]\nAddress=10.120.0.250/16\nDHCP=ipv4\n"
+    written = in_env(
+        attacker,
+        "sh",
+        "-c",
+        f"printf '{dropin}' > /etc/systemd/network/05-evil.network",
+    )
+    assert written.returncode == 0, written.stderr
+    try:
+        cloche_ok("restart", attacker)
+        reported = in_env(attacker, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        assert "10.120.0.250" in reported  # positive control: the guest did claim it
+        assert cloche_json("info", attacker)["address"] == assigned
+        # Another tenant's next environment is created (the assigned address stays taken).
+        other = make_user("--max-envs", "1", "--cpu", "1", "--memory", "1GiB", "--disk", "20GiB")
+        try:
+            cloche_ok("create", f"{other}/next", *SMALL)
+            assert env_address(f"{other}/next") not in (assigned, "10.120.0.250")
+        finally:
+            remove_user(other)
+        # The reconciler (every 60 s) audits the mismatch once and host status names it.
+        deadline = time.monotonic() + 75
+        while not _mismatches_since(started, attacker):
+            assert time.monotonic() < deadline, "the mismatch was never audited"
+            time.sleep(2)
+        status = cloche("host", "status", "--json")
+        assert status.returncode != 0
+        lines = {line["component"]: line for line in json.loads(status.stdout)}
+        assert not lines["addresses"]["ok"]
+        assert f"{attacker} reports 10.120.0.250" in lines["addresses"]["detail"]
+    finally:
+        in_env(attacker, "rm", "-f", "/etc/systemd/network/05-evil.network")
+        cloche("restart", attacker)
