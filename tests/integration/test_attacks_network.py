@@ -8,6 +8,7 @@ bridge of this machine.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
+from tests.integration.conftest import apt_mirror_host
 from tests.integration.test_environments import make_user, remove_user
 from tests.integration.test_firewall import AUDIT_LOG, SMALL, env_address, in_env
 
@@ -198,3 +200,20 @@ def test_an_address_the_guest_configures_is_never_adopted(victims: Victims) -> N
     finally:
         in_env(attacker, "rm", "-f", "/etc/systemd/network/05-evil.network")
         cloche("restart", attacker)
+
+
+def test_egress_none_resolves_no_names(victims: Victims) -> None:
+    attacker = f"{victims.attacker}/evil"
+    name = apt_mirror_host()
+    resolved = in_env(attacker, "getent", "hosts", name)
+    assert resolved.returncode == 0, resolved.stderr  # positive control: DNS answers under open
+    cloche_ok("egress", attacker, "none")
+    try:
+        refused = in_env(
+            attacker, "timeout", "10", "getent", "hosts", f"x{secrets.token_hex(4)}.{name}"
+        )
+        assert refused.returncode != 0
+        assert in_env(attacker, "timeout", "10", "getent", "hosts", name).returncode != 0
+    finally:
+        cloche_ok("egress", attacker, "open")
+    assert in_env(attacker, "getent", "hosts", name).returncode == 0

@@ -158,13 +158,16 @@ def tenants() -> Iterator[Tenants]:
 
 @dataclass(frozen=True)
 class Namespace:
-    """A network namespace joined to the root one by a veth pair on a /30."""
+    """A network namespace joined to the root one by a veth pair on a /30, routing one more
+    address beyond it: the pair is one of the host's own networks (closed to environments, as
+    a LAN is), the routed address stands for the internet."""
 
     name: str
     host_side: str
     outer: str  # the root namespace's address on the pair
-    inner: str  # the namespace's address
-    network: str
+    inner: str  # the namespace's address on the pair
+    network: str  # the pair's /30
+    internet: str  # an address on the namespace's loopback, routed by the host via inner
 
 
 def _ip(*args: str) -> None:
@@ -188,7 +191,8 @@ def namespace() -> Iterator[Namespace]:
     """A fresh namespace `cloche-t-<hex>`; deleted afterwards (its veth pair goes with it)."""
     tag = secrets.token_hex(4)
     outer, inner, network = _free_slash30()
-    made = Namespace(f"cloche-t-{tag}", f"vct{tag}", outer, inner, network)
+    internet = inner.replace("10.254.", "10.253.", 1)
+    made = Namespace(f"cloche-t-{tag}", f"vct{tag}", outer, inner, network, internet)
     _ip("netns", "add", made.name)
     try:
         _ip(
@@ -208,8 +212,11 @@ def namespace() -> Iterator[Namespace]:
         _ip("-n", made.name, "addr", "add", f"{inner}/30", "dev", "inner0")
         _ip("-n", made.name, "link", "set", "inner0", "up")
         _ip("-n", made.name, "link", "set", "lo", "up")
+        _ip("-n", made.name, "addr", "add", f"{internet}/32", "dev", "lo")
+        _ip("route", "add", f"{internet}/32", "via", inner)
         yield made
     finally:
+        subprocess.run(["ip", "route", "del", f"{internet}/32"], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", made.host_side], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", made.name], capture_output=True, check=False)
 
@@ -233,9 +240,9 @@ LISTENER = (
 
 @contextlib.contextmanager
 def listening(netns: Namespace, *ports: int) -> Iterator[None]:
-    """TCP listeners on the namespace's address; stopped afterwards (only this process)."""
+    """TCP listeners on the namespace's addresses; stopped afterwards (only this process)."""
     process = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, "python3", "-c", LISTENER, netns.inner]
+        ["ip", "netns", "exec", netns.name, "python3", "-c", LISTENER, "0.0.0.0"]
         + [str(port) for port in ports],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -311,10 +318,33 @@ def test_management_ports_of_the_host_are_closed_to_environments(tenants: Tenant
 
 def test_the_cloud_metadata_address_is_dropped(tenants: Tenants) -> None:
     listing = nftables.current_ruleset() or ""
-    assert "ip daddr 169.254.169.254 drop" in listing
+    assert "ip daddr @closed_ranges ip daddr != @open_ranges drop" in listing
+    assert "169.254.0.0/16" in listing
     started = time.monotonic()
     assert not connects(f"{tenants.a}/one", "169.254.169.254", 80)
     assert time.monotonic() - started < 30
+
+
+def test_metadata_link_local_and_the_hosts_lan_are_closed_to_environments(
+    tenants: Tenants,
+) -> None:
+    a_one = f"{tenants.a}/one"
+    closed = ("168.63.129.16", "100.100.100.200", "169.254.77.77")
+    with namespace() as netns, listening(netns, HTTP_PORT):
+        for address in closed:  # real listeners, routed through the namespace
+            _ip("-n", netns.name, "addr", "add", f"{address}/32", "dev", "lo")
+            _ip("route", "add", f"{address}/32", "via", netns.inner)
+        try:
+            cloche_ok("egress", a_one, "open")  # converges: the pair is now one of the host's
+            for address in (*closed, netns.inner):
+                assert host_connects(address, HTTP_PORT)  # positive control: it answers
+                assert not connects(a_one, address, HTTP_PORT), address
+            assert connects(a_one, netns.internet, HTTP_PORT)  # beyond the LAN stays open
+        finally:
+            for address in closed:
+                subprocess.run(
+                    ["ip", "route", "del", f"{address}/32"], capture_output=True, check=False
+                )
 
 
 def test_environments_still_get_dhcp_and_dns_from_the_gateway(tenants: Tenants) -> None:
@@ -343,25 +373,25 @@ def test_egress_open_none_and_allow_list_apply_while_the_env_runs(tenants: Tenan
         listening(listed, HTTP_PORT),
         listening(other, HTTP_PORT),
     ):
-        assert connects(a_one, listed.inner, HTTP_PORT)
-        assert connects(a_one, other.inner, HTTP_PORT)
+        assert connects(a_one, listed.internet, HTTP_PORT)
+        assert connects(a_one, other.internet, HTTP_PORT)
         try:
             cloche_ok("egress", a_one, "none")
             assert cloche_json("info", a_one)["egress"] == "none"
-            assert not connects(a_one, listed.inner, HTTP_PORT)
-            assert not connects(a_one, other.inner, HTTP_PORT)
+            assert not connects(a_one, listed.internet, HTTP_PORT)
+            assert not connects(a_one, other.internet, HTTP_PORT)
             # egress is about leaving the host: the tenant's own envs stay reachable
             assert curl_ok(a_one, f"http://{tenants.addresses[f'{tenants.a}/two']}:8080/")
 
-            cloche_ok("egress", a_one, f"allow:{listed.network}")
-            assert cloche_json("info", a_one)["egress"] == f"allow:{listed.network}"
-            assert connects(a_one, listed.inner, HTTP_PORT)
-            assert not connects(a_one, other.inner, HTTP_PORT)
+            cloche_ok("egress", a_one, f"allow:{listed.internet}/32")
+            assert cloche_json("info", a_one)["egress"] == f"allow:{listed.internet}/32"
+            assert connects(a_one, listed.internet, HTTP_PORT)
+            assert not connects(a_one, other.internet, HTTP_PORT)
             # another env of the same user keeps its own (open) egress
-            assert connects(f"{tenants.a}/two", other.inner, HTTP_PORT)
+            assert connects(f"{tenants.a}/two", other.internet, HTTP_PORT)
         finally:
             cloche_ok("egress", a_one, "open")
-        assert connects(a_one, other.inner, HTTP_PORT)
+        assert connects(a_one, other.internet, HTTP_PORT)
 
 
 def test_a_bad_egress_policy_is_refused_in_one_sentence(tenants: Tenants) -> None:

@@ -27,6 +27,7 @@ from cloche.core import users
 from cloche.core.context import Context, HostEffects
 from cloche.core.operations import OperationRunner
 from cloche.core.ports import BackupCatalog
+from cloche.host.adapters import HostNetworkStack
 from cloche.host.files import write_atomically
 from cloche.model.audit import AuditEvent
 from cloche.model.commands import NewEnvironment, NewUser
@@ -632,6 +633,14 @@ class FakeContext(Context):
     backup_catalog: BackupCatalog = field(default_factory=FakeBackupCatalog)
 
 
+class FakeNetwork(HostNetworkStack):
+    """The host's network stack, with the interfaces of a typical host (no 'ip' is run)."""
+
+    def interface_networks(self) -> dict[str, list[str]]:
+        """A loopback, a LAN and the bridge."""
+        return {"lo": ["127.0.0.0/8"], "eth0": ["192.0.2.0/24"], "clochebr0": ["10.120.0.0/16"]}
+
+
 def fake_host() -> HostEffects:
     """Host ports that touch nothing: firewall, proxy, jump accounts and services are fakes."""
     # Restore files and the schedule's stamp stay the real ones, under the test's state_dir.
@@ -642,6 +651,7 @@ def fake_host() -> HostEffects:
         services=FakeServices(),
         restic=FakeRestic(),
         secrets=FakeSecrets(),
+        network=FakeNetwork(),
     )
 
 

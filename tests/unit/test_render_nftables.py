@@ -141,7 +141,28 @@ def test_forward_never_drops_by_policy_and_isolates_tenants() -> None:
         'drop comment "another tenant\'s environment, or an address cloche did not assign"',
     ]
     from_envs = _chain(text, "from_envs")
-    assert from_envs[0].startswith("ip daddr 169.254.169.254 drop")
+    assert from_envs[0].startswith("ip daddr @closed_ranges ip daddr != @open_ranges drop")
+    assert "169.254.0.0/16," in text  # link-local (metadata) is in the closed set
+
+
+def test_opened_ranges_and_egress_none_dns() -> None:
+    policy = FirewallPolicy(
+        mode="open",
+        bridge="clochebr0",
+        gateway="10.120.0.1",
+        envs=(EnvNetwork("alice", "quiet", "10.120.0.10", "none"),),
+        closed=("169.254.0.0/16", "192.0.2.7/24", "169.254.169.254/32"),
+        opened=("192.0.2.0/28",),
+    )
+    assert policy.closed == ("169.254.0.0/16", "192.0.2.0/24")  # merged, host bits dropped
+    text = render_ruleset(policy)
+    assert "192.0.2.0/28," in text
+    to_host = _chain(text, "env_to_host")
+    dns_drop = to_host.index(
+        'ip saddr @egress_none udp dport 53 drop comment "egress none: no DNS, no channel out"'
+    )
+    dns_accept = next(i for i, rule in enumerate(to_host) if "udp dport 53 accept" in rule)
+    assert dns_drop < dns_accept
 
 
 def test_egress_allow_list_merges_overlapping_networks() -> None:

@@ -27,7 +27,7 @@ from cloche.model.audit import JsonValue
 from cloche.model.config import ClocheConfig
 from cloche.model.egress import format_egress, parse_egress
 from cloche.model.errors import ClocheError
-from cloche.model.firewall import EnvNetwork, FirewallPolicy
+from cloche.model.firewall import CLOSED_RANGES, EnvNetwork, FirewallPolicy
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.records import RouteRecord
 from cloche.model.routes import PortRoute, parse_route
@@ -63,6 +63,12 @@ def desired_policy(context: Context) -> FirewallPolicy:
     )
     config = context.config
     published = port_routes(context.database.routes.list())
+    host_networks = [
+        network
+        for interface, networks in context.host.network.interface_networks().items()
+        if interface not in ("lo", config.network.bridge)
+        for network in networks
+    ]
     return FirewallPolicy(
         mode=config.firewall.mode,
         bridge=config.network.bridge,
@@ -71,6 +77,8 @@ def desired_policy(context: Context) -> FirewallPolicy:
         published_tcp=tuple(sorted({r.host_port for r in published if r.protocol == "tcp"})),
         published_udp=tuple(sorted({r.host_port for r in published if r.protocol == "udp"})),
         envs=envs,
+        closed=(*CLOSED_RANGES, *host_networks),
+        opened=tuple(config.network.open_ranges),
     )
 
 

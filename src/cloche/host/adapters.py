@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import glob
+import ipaddress
+import json
 import os
 import socket
 import stat
@@ -244,6 +246,17 @@ class HostNetworkStack:
     def fqdn(self) -> str:
         """The host's fully qualified name (looked up once: it may ask DNS)."""
         return _fully_qualified_name()
+
+    def interface_networks(self) -> dict[str, list[str]]:
+        """The IPv4 networks of each interface, from 'ip -json -4 address show'."""
+        listing = json.loads(run(["ip", "-json", "-4", "address", "show"], timeout=10).stdout)
+        networks: dict[str, list[str]] = {}
+        for interface in listing:
+            for address in interface.get("addr_info") or []:
+                cidr = f"{address['local']}/{address['prefixlen']}"
+                network = str(ipaddress.IPv4Network(cidr, strict=False))
+                networks.setdefault(str(interface["ifname"]), []).append(network)
+        return networks
 
 
 @functools.cache

@@ -70,6 +70,15 @@ def _check_subnet(value: str) -> str:
     return str(network)
 
 
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not an IPv4 network such as 192.168.1.0/24 ({error})"
+        ) from None
+
+
 def _check_package(value: str) -> str:
     if not _DEBIAN_PACKAGE.match(value):
         raise ValueError(f"{value!r} is not a Debian package name")
@@ -80,6 +89,7 @@ LxdName = Annotated[str, AfterValidator(_check_lxd_name)]
 InterfaceName = Annotated[str, AfterValidator(_check_interface_name)]
 Size = Annotated[str, AfterValidator(_check_size)]
 Subnet = Annotated[str, AfterValidator(_check_subnet)]
+Network = Annotated[str, AfterValidator(_check_network)]
 PackageName = Annotated[str, AfterValidator(_check_package)]
 
 
@@ -133,6 +143,12 @@ class NetworkConfig(_Strict):
         description="Private IPv4 range of the bridge; the host takes its first address.",
     )
     ipv6: bool = Field(default=False, description="Give the bridge an IPv6 range too.")
+    open_ranges: list[Network] = Field(
+        default_factory=list,
+        description="IPv4 networks environments may reach although they are closed by default "
+        "(link-local, cloud metadata, the networks of the host's own interfaces), e.g. a LAN "
+        "service they need.",
+    )
 
     @property
     def gateway_cidr(self) -> str:

@@ -15,7 +15,10 @@ FirewallMode = Literal["open", "protect"]
 FIREWALL_MODES: tuple[FirewallMode, ...] = ("open", "protect")
 EgressKeyword = Literal["open", "none"]
 
-METADATA_ADDRESS = "169.254.169.254"
+# Closed to environments whatever their egress: link-local (169.254.169.254 is the usual cloud
+# metadata address) and the other clouds' metadata and DNS addresses. The networks of the host's
+# own interfaces (its LAN) are added by the caller.
+CLOSED_RANGES = ("100.100.100.200/32", "168.63.129.16/32", "169.254.0.0/16")
 # Caddy's admin API; LXD's API port is added by the caller when LXD listens on the network.
 DEFAULT_MANAGEMENT_PORTS = (2019,)
 
@@ -38,6 +41,15 @@ def _ipv4(what: str, value: str) -> str:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
         raise Invalid(f"{what} {value!r} is not an IPv4 address such as 10.120.0.10.") from None
+
+
+def _networks(what: str, values: Iterable[str]) -> tuple[str, ...]:
+    try:
+        parsed = [ipaddress.IPv4Network(value, strict=False) for value in values]
+    except ValueError:
+        raise Invalid(f"{what} must be IPv4 networks such as 192.168.1.0/24.") from None
+    # nftables refuses overlapping intervals in one set.
+    return tuple(str(network) for network in ipaddress.collapse_addresses(parsed))
 
 
 def _cidr(value: str) -> str:
@@ -108,7 +120,10 @@ class FirewallPolicy:
     published_udp: tuple[int, ...] = ()
     envs: tuple[EnvNetwork, ...] = ()
     management_ports: tuple[int, ...] = DEFAULT_MANAGEMENT_PORTS
-    metadata_address: str = METADATA_ADDRESS
+    # Destinations no environment reaches (CLOSED_RANGES and the host's networks), except those
+    # inside an opened range (the config's network.open_ranges).
+    closed: tuple[str, ...] = CLOSED_RANGES
+    opened: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in FIREWALL_MODES:
@@ -121,7 +136,8 @@ class FirewallPolicy:
         _port("The SSH port", self.ssh_port)
         set_ = object.__setattr__
         set_(self, "gateway", _ipv4("The bridge gateway", self.gateway))
-        set_(self, "metadata_address", _ipv4("The metadata address", self.metadata_address))
+        set_(self, "closed", _networks("Closed ranges", self.closed))
+        set_(self, "opened", _networks("Open ranges", self.opened))
         set_(self, "published_tcp", _ports("Published TCP port", self.published_tcp))
         set_(self, "published_udp", _ports("Published UDP port", self.published_udp))
         set_(self, "management_ports", _ports("Management port", self.management_ports))

@@ -47,6 +47,20 @@ def render_ruleset(policy: FirewallPolicy) -> str:
     ]
     lines += _tenant_sets(policy)
     lines += _egress_sets(policy.envs)
+    lines += _set(
+        "closed_ranges",
+        "Destinations no environment reaches: link-local, cloud metadata, the host's networks.",
+        "ipv4_addr",
+        list(policy.closed),
+        interval=True,
+    )
+    lines += _set(
+        "open_ranges",
+        "Parts of the closed ranges opened on purpose (network.open_ranges).",
+        "ipv4_addr",
+        list(policy.opened),
+        interval=True,
+    )
     verdict = "drop" if policy.mode == "protect" else "accept"
     lines += _chain(
         "input",
@@ -208,6 +222,8 @@ def _env_to_host_rules(policy: FirewallPolicy) -> list[str]:
             "management ports (Caddy admin, LXD API) never answer environments",
         ),
         _rule("udp dport 67 accept", "DHCP: environments get their address from LXD's dnsmasq"),
+        _rule("ip saddr @egress_none udp dport 53 drop", "egress none: no DNS, no channel out"),
+        _rule("ip saddr @egress_none tcp dport 53 drop", "egress none: no DNS over TCP either"),
         _rule(f"ip daddr {policy.gateway} udp dport 53 accept", "DNS: LXD's dnsmasq, gateway"),
         _rule(f"ip daddr {policy.gateway} tcp dport 53 accept", "DNS over TCP, long answers"),
         _rule(
@@ -225,8 +241,8 @@ def _env_to_host_rules(policy: FirewallPolicy) -> list[str]:
 def _from_envs_rules(policy: FirewallPolicy) -> list[str]:
     return [
         _rule(
-            f"ip daddr {policy.metadata_address} drop",
-            "cloud metadata would hand environments the host's credentials",
+            "ip daddr @closed_ranges ip daddr != @open_ranges drop",
+            "cloud metadata hands out the host's credentials; link-local and the host's LAN too",
         ),
         _rule(
             "meta nfproto ipv6 drop",

@@ -196,6 +196,9 @@ class HostNetwork(Protocol):
     def fqdn(self) -> str:
         """The host's fully qualified name."""
 
+    def interface_networks(self) -> dict[str, list[str]]:
+        """The IPv4 networks (CIDR) of each of the host's interfaces, by interface name."""
+
 
 class Clock(Protocol):
     """The time, so schedules can be tested."""
