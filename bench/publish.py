@@ -39,7 +39,7 @@ from pathlib import Path
 from benchlib import CLOCHE, KEY, ROOT, run
 
 sys.path.insert(0, str(ROOT / "src"))
-from cloche.client.http import ApiClient
+from cloche.client import Client
 
 ROOT_CA = "/var/lib/cloche/caddy/data/caddy/pki/authorities/local/root.crt"
 ADMIN = "http://127.0.0.1:2019"
@@ -107,13 +107,13 @@ def median(values: list[float]) -> float:
 def bench_tcp(address: str, project: str, env: str, n: int) -> dict[str, float]:
     """cloche publish/unpublish tcp against lxc config device add/remove."""
     cloche_up, cloche_down, api_up, lxd_up, lxd_down = [], [], [], [], []
-    routes_path = f"/v1/environments/{address}/routes"
+    user, name = address.split("/")
     for _ in range(n):
         port = free_port()
-        with ApiClient() as client:
-            publish = partial(client.post, routes_path, json={"spec": f"tcp://{port}:22"})
+        with Client() as client:
+            publish = partial(client.routes.publish, user, name, f"tcp://{port}:22")
             api_up.append(timed(publish, partial(banner, port)))
-            client.delete(routes_path, params={"spec": f"tcp://{port}:22"})
+            client.routes.unpublish(user, name, f"tcp://{port}:22")
         port = free_port()
         spec = f"tcp://{port}:22"
         answers, silent = partial(banner, port), partial(closed, port)
@@ -160,14 +160,13 @@ def bench_https(address: str, n: int) -> dict[str, float]:
     """cloche publish https against loading the same whole config into Caddy directly."""
     cloche_up, api_up, caddy_up = [], [], []
     user, env = address.split("/")
-    routes_path = f"/v1/environments/{user}/{env}/routes"
     for _ in range(n):
         # Through the API (the SDK's path): the daemon's own share, without the CLI's start.
         domain = f"a{secrets.token_hex(4)}.test"
-        with ApiClient() as client:
-            publish = partial(client.post, routes_path, json={"spec": f"https://{domain}:8080"})
+        with Client() as client:
+            publish = partial(client.routes.publish, user, env, f"https://{domain}:8080")
             api_up.append(timed(publish, partial(https_ok, domain)))
-            client.delete(routes_path, params={"spec": f"https://{domain}:8080"})
+            client.routes.unpublish(user, env, f"https://{domain}:8080")
         domain = f"b{secrets.token_hex(4)}.test"
         spec = f"https://{domain}:8080"
         cloche_up.append(

@@ -46,7 +46,7 @@ import httpx
 from benchlib import CLOCHE, KEY, ROOT, run
 
 sys.path.insert(0, str(ROOT / "src"))
-from cloche.client.http import ApiClient
+from cloche.client import Client
 
 LXD_SOCKET = "/var/lib/lxd/unix.socket"
 IMAGE, PROFILE = "cloche/bookworm", "cloche"
@@ -220,23 +220,23 @@ def bench_api(user: str, project: str, names: list[str], n: int) -> dict[str, fl
             lxd_get(f"/1.0/instances/{name}/state", project=project),
         )
 
-    with ApiClient() as client, lxd:
+    with Client() as client, lxd:
         # One untimed round first: connections opened, caches warm on both sides.
-        counts["cloche_list_envs"] = len(client.get("/v1/environments"))
+        counts["cloche_list_envs"] = len(client.environments.list())
         counts["lxd_all_projects_instances"] = len(
             lxd_get("/1.0/instances", recursion="2", **{"all-projects": "true"})
         )
         for index in range(n):
             name = names[index % len(names)]
             requests: dict[str, Callable[[], Any]] = {
-                "cloche_list_ms": lambda: client.get("/v1/environments"),
+                "cloche_list_ms": client.environments.list,
                 "lxd_project_recursion2_ms": lambda: lxd_get(
                     "/1.0/instances", recursion="2", project=project
                 ),
                 "lxd_all_projects_recursion2_ms": lambda: lxd_get(
                     "/1.0/instances", recursion="2", **{"all-projects": "true"}
                 ),
-                "cloche_info_ms": partial(client.get, f"/v1/environments/{user}/{name}"),
+                "cloche_info_ms": partial(client.environments.get, user, name),
                 "lxd_instance_plus_state_ms": partial(lxd_instance, name),
             }
             for label, get in requests.items():

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from cloche.store.database import Database
+from tests.unit.fakes import FakeContext, fake_context
+from tests.unit.served import CONFIG, world
 
 
 @pytest.fixture
@@ -17,3 +19,11 @@ def database(tmp_path: Path) -> Iterator[Database]:
     database.migrate()
     yield database
     database.close()
+
+
+@pytest.fixture
+def served_world(tmp_path: Path) -> Iterator[FakeContext]:
+    """A FakeContext holding tests/unit/served.py's world: fixed times, ports and names."""
+    with fake_context(tmp_path, CONFIG) as context:
+        world(context)
+        yield context

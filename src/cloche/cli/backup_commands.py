@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
@@ -28,7 +26,7 @@ RepoOption = Annotated[
 ]
 
 
-def _size(value: Any) -> str:
+def _size(value: int | None) -> str:
     if value is None:
         return "?"
     size = float(value)
@@ -61,21 +59,17 @@ def repo_add(
     ] = None,
 ) -> None:
     """Add a repository: initialise it when new, else check its password."""
-    body: dict[str, Any] = {"name": name, "url": url}
-    if password_file is not None:
-        body["password"] = _read_secret(password_file)
-    for key, value in (
-        ("s3_access_key", s3_access_key),
-        ("s3_secret_key", s3_secret_key),
-        ("sftp_command", sftp_command),
-    ):
-        if value is not None:
-            body[key] = value
+    password = _read_secret(password_file) if password_file is not None else None
     with remote.client() as client:
-        answer = client.post("/v1/backups/repositories", json=body)
-    console.print(
-        f"{answer['state']} repository {answer['name']} ({answer['url']})", highlight=False
-    )
+        answer = client.backups.repositories.add(
+            name,
+            url,
+            password=password,
+            s3_access_key=s3_access_key,
+            s3_secret_key=s3_secret_key,
+            sftp_command=sftp_command,
+        )
+    console().print(f"{answer.state} repository {answer.name} ({answer.url})", highlight=False)
 
 
 @repo_app.command("list")
@@ -83,14 +77,16 @@ def repo_add(
 def repo_list(as_json: JsonOption = False) -> None:
     """List repositories (never their passwords)."""
     with remote.client() as client:
-        listed = client.get("/v1/backups/repositories")
+        listed = client.backups.repositories.list()
     if as_json:
         remote.print_json(listed)
         return
+    from rich.table import Table
+
     table = Table("name", "kind", "url", "default")
     for repo in listed:
-        table.add_row(repo["name"], repo["kind"], repo["url"], "yes" if repo["default"] else "")
-    console.print(table)
+        table.add_row(repo.name, repo.kind, repo.url, "yes" if repo.default else "")
+    console().print(table)
 
 
 @repo_app.command("rm")
@@ -98,8 +94,8 @@ def repo_list(as_json: JsonOption = False) -> None:
 def repo_rm(name: str) -> None:
     """Forget a repository (its data stays where it is)."""
     with remote.client() as client:
-        client.delete(f"/v1/backups/repositories/{name}")
-    console.print(f"removed repository {name}", highlight=False)
+        client.backups.repositories.remove(name)
+    console().print(f"removed repository {name}", highlight=False)
 
 
 @backup_app.command("run")
@@ -113,12 +109,12 @@ def run(
     """Back up an environment (or --all): snapshot, export, stream into restic."""
     if (address is None) == (not all_):
         raise Invalid("Name one environment as USER/NAME or give --all.")
-    body: dict[str, Any] = {"all": all_, "repository": repo}
-    if address is not None:
-        body["user"], body["name"] = split_address(address)
     with remote.client() as client:
-        answer = client.post("/v1/backups", json=body)
-        remote.run_operation(client, answer, no_wait, f"backed up {address or 'all environments'}")
+        if address is None:
+            started = client.backups.run_all(repository=repo)
+        else:
+            started = client.backups.run(*split_address(address), repository=repo)
+        remote.run_operation(started, no_wait, f"backed up {address or 'all environments'}")
 
 
 @backup_app.command("list")
@@ -129,27 +125,25 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List backups: id, environment, time and the size each added."""
-    params: dict[str, str] = {}
-    if address is not None:
-        params["user"], params["name"] = split_address(address)
-    if repo is not None:
-        params["repository"] = repo
+    user, name = split_address(address) if address is not None else (None, None)
     with remote.client() as client:
-        listed = client.get("/v1/backups", params=params)
+        listed = client.backups.list(user, name, repository=repo)
     if as_json:
         remote.print_json(listed)
         return
+    from rich.table import Table
+
     table = Table("id", "repository", "environment", "time", "added", "size")
     for item in listed:
         table.add_row(
-            item["id"],
-            item["repository"],
-            item["environment"],
-            str(item["time"])[:19],
-            _size(item["data_added"]),
-            _size(item["total_bytes"]),
+            item.id,
+            item.repository,
+            item.environment,
+            item.time[:19],
+            _size(item.data_added),
+            _size(item.total_bytes),
         )
-    console.print(table)
+    console().print(table)
 
 
 @backup_app.command("restore")
@@ -166,10 +160,11 @@ def restore(
     no_wait: NoWaitOption = False,
 ) -> None:
     """Restore a backup as a new environment (new MAC, machine-id, host keys) or in place."""
-    body = {"as_new": as_new, "in_place": in_place, "repository": repo}
     with remote.client() as client:
-        answer = client.post(f"/v1/backups/{backup_id}/restore", json=body)
-        remote.run_operation(client, answer, no_wait, f"restored backup {backup_id}")
+        started = client.backups.restore(
+            backup_id, as_new=as_new, in_place=in_place, repository=repo
+        )
+        remote.run_operation(started, no_wait, f"restored backup {backup_id}")
 
 
 @backup_app.command("rm")
@@ -182,10 +177,9 @@ def remove(
 ) -> None:
     """Remove one backup for good: forget it, then prune what no other backup shares."""
     remote.confirm(f"Remove backup {backup_id} for good?", yes)
-    params = {"repository": repo} if repo else {}
     with remote.client() as client:
-        answer = client.delete(f"/v1/backups/{quote(backup_id, safe='')}", params=params)
-        remote.run_operation(client, answer, no_wait, f"removed backup {backup_id}")
+        started = client.backups.remove(backup_id, repository=repo or None)
+        remote.run_operation(started, no_wait, f"removed backup {backup_id}")
 
 
 @backup_app.command("check")
@@ -198,10 +192,8 @@ def check(
 ) -> None:
     """Check a repository with 'restic check'; non-zero exit when it is damaged."""
     with remote.client() as client:
-        answer = client.post(
-            "/v1/backups/check", json={"repository": repo, "read_data": read_data}, timeout=None
-        )
-    console.print(f"repository {answer['repository']} is intact", highlight=False)
+        answer = client.backups.check(repository=repo, read_data=read_data)
+    console().print(f"repository {answer.repository} is intact", highlight=False)
 
 
 @backup_app.command("forget")
@@ -209,5 +201,5 @@ def check(
 def forget(repo: RepoOption = None, no_wait: NoWaitOption = False) -> None:
     """Apply retention (backups.keep_*) per environment, then prune the repository."""
     with remote.client() as client:
-        answer = client.post("/v1/backups/forget", json={"repository": repo})
-        remote.run_operation(client, answer, no_wait, "applied retention")
+        started = client.backups.forget(repository=repo)
+        remote.run_operation(started, no_wait, "applied retention")

@@ -10,21 +10,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from cloche.model.errors import ClocheError
 from cloche.model.paths import CONFIG_PATH
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cloche.model.config import ClocheConfig
 
 STATE_DIR = Path(os.environ.get("CLOCHE_STATE_DIR", "/var/lib/cloche"))
-console = Console()
-error_console = Console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@functools.cache
+def console() -> Console:
+    """The terminal on stdout (rich loads on first use: --version and --help never pay)."""
+    from rich.console import Console
+
+    return Console()
+
+
+@functools.cache
+def error_console() -> Console:
+    """The terminal on stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def config_path() -> Path:
@@ -47,7 +61,9 @@ def load_host_config(path: Path | None = None) -> ClocheConfig:
 
 def fail(error: ClocheError) -> typer.Exit:
     """Print a cloche error as one line on stderr and return the exit to raise."""
-    error_console.print(
+    from rich.markup import escape
+
+    error_console().print(
         f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
     )
     return typer.Exit(code=error.exit_code)
@@ -63,7 +79,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except ClocheError as error:
             raise fail(error) from None
         except KeyboardInterrupt:
-            error_console.print("interrupted")
+            error_console().print("interrupted")
             sys.exit(130)
 
     return wrapper

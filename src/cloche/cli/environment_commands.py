@@ -8,16 +8,18 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
 from cloche.model.names import split_address
+
+if TYPE_CHECKING:
+    from cloche.model.records import Profile
+    from cloche.wire import Limits
 
 
 @handle_errors
@@ -33,19 +35,19 @@ def create(
 ) -> None:
     """Create an environment and wait until it runs."""
     user, name = split_address(address)
-    body: dict[str, Any] = {"user": user, "name": name, "profile": profile}
-    for key, value in (
-        ("image", image),
-        ("cpu", cpu),
-        ("memory", memory),
-        ("disk", disk),
-        ("processes", processes),
-    ):
-        if value is not None:
-            body[key] = value
     with remote.client() as client:
-        answer = client.post("/v1/environments", json=body)
-        remote.run_operation(client, answer, no_wait, f"created {user}/{name}")
+        started = client.environments.create(
+            user,
+            name,
+            image=image,
+            # Any text goes through: the daemon's refusal names the choices.
+            profile=cast("Profile", profile),
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+            processes=processes,
+        )
+        remote.run_operation(started, no_wait, f"created {user}/{name}")
 
 
 @handle_errors
@@ -55,49 +57,70 @@ def list_(
 ) -> None:
     """List environments."""
     with remote.client() as client:
-        listed = client.get("/v1/environments", params={"user": user} if user else None)
+        listed = client.environments.list(user or None)
     if as_json:
         remote.print_json(listed)
         return
+    from rich.table import Table
+
     table = Table("environment", "state", "address", "profile", "cpu", "memory", "disk")
     for env in listed:
         table.add_row(
-            f"{env['user']}/{env['name']}",
-            env["state"],
-            env.get("address") or "",
-            env["profile"],
-            str(env["limits"]["cpu"]),
-            env["limits"]["memory"],
-            env["limits"]["disk"],
+            f"{env.user}/{env.name}",
+            env.state,
+            env.address or "",
+            env.profile,
+            str(env.limits.cpu),
+            env.limits.memory,
+            env.limits.disk,
         )
-    console.print(table)
+    console().print(table)
 
 
 @handle_errors
 def info(address: str, as_json: JsonOption = False) -> None:
     """Show one environment: state, address, image, profile, limits, published routes."""
+    user, name = split_address(address)
     with remote.client() as client:
-        env = client.get(remote.environment_path(address))
+        env = client.environments.get(user, name)
     if as_json:
         remote.print_json(env)
         return
-    for key in ("user", "name", "state", "status", "address", "image", "profile", "egress"):
-        console.print(f"{key:9} {env.get(key) or ''}", highlight=False)
-    limits = env["limits"]
-    console.print(
-        f"limits    cpu {limits['cpu']}, memory {limits['memory']}, disk {limits['disk']}, "
-        f"processes {limits['processes']}",
-        highlight=False,
+    shown = (
+        ("user", env.user),
+        ("name", env.name),
+        ("state", env.state),
+        ("status", env.status),
+        ("address", env.address),
+        ("image", env.image),
+        ("profile", env.profile),
+        ("egress", env.egress),
     )
-    console.print(f"routes    {', '.join(env.get('routes') or []) or 'none'}", highlight=False)
+    for key, value in shown:
+        console().print(f"{key:9} {value or ''}", highlight=False)
+    console().print(f"limits    {_limits(env.limits)}", highlight=False)
+    console().print(f"routes    {', '.join(env.routes) or 'none'}", highlight=False)
 
 
-def _action(verb: str, past: str) -> Callable[..., None]:
+def _limits(limits: Limits) -> str:
+    return (
+        f"cpu {limits.cpu}, memory {limits.memory}, disk {limits.disk}, "
+        f"processes {limits.processes}"
+    )
+
+
+def _action(verb: Literal["start", "stop", "restart"], past: str) -> Callable[..., None]:
     @handle_errors
     def command(address: str, no_wait: NoWaitOption = False) -> None:
+        user, name = split_address(address)
         with remote.client() as client:
-            answer = client.post(f"{remote.environment_path(address)}/{verb}")
-            remote.run_operation(client, answer, no_wait, f"{past} {address}")
+            environments = client.environments
+            action = {
+                "start": environments.start,
+                "stop": environments.stop,
+                "restart": environments.restart,
+            }[verb]
+            remote.run_operation(action(user, name), no_wait, f"{past} {address}")
 
     command.__doc__ = f"{verb.capitalize()} an environment."
     return command
@@ -106,11 +129,11 @@ def _action(verb: str, past: str) -> Callable[..., None]:
 @handle_errors
 def remove(address: str, yes: YesOption = False, no_wait: NoWaitOption = False) -> None:
     """Delete an environment and everything in it."""
-    path = remote.environment_path(address)
+    user, name = split_address(address)
     remote.confirm(f"Delete environment {address} and everything in it?", yes)
     with remote.client() as client:
-        answer = client.delete(path)
-        remote.run_operation(client, answer, no_wait, f"removed {address}")
+        started = client.environments.remove(user, name)
+        remote.run_operation(started, no_wait, f"removed {address}")
 
 
 @handle_errors
@@ -122,24 +145,12 @@ def resize(
     processes: Annotated[int | None, typer.Option(help="Process limit.")] = None,
 ) -> None:
     """Change an environment's limits (live where LXD allows)."""
-    changes = {
-        key: value
-        for key, value in (
-            ("cpu", cpu),
-            ("memory", memory),
-            ("disk", disk),
-            ("processes", processes),
-        )
-        if value is not None
-    }
+    user, name = split_address(address)
     with remote.client() as client:
-        env = client.patch(remote.environment_path(address), json=changes)
-    limits = env["limits"]
-    console.print(
-        f"resized {address}: cpu {limits['cpu']}, memory {limits['memory']}, "
-        f"disk {limits['disk']}, processes {limits['processes']}",
-        highlight=False,
-    )
+        env = client.environments.resize(
+            user, name, cpu=cpu, memory=memory, disk=disk, processes=processes
+        )
+    console().print(f"resized {address}: {_limits(env.limits)}", highlight=False)
 
 
 @handle_errors
@@ -149,38 +160,26 @@ def exec_(
     root: Annotated[bool, typer.Option("--root", help="Run as root.")] = False,
 ) -> None:
     """Run a command in an environment (as its user); stdin, output and exit status pass."""
+    user, name = split_address(address)
     stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
     with remote.client() as client:
-        result = client.post(
-            f"{remote.environment_path(address)}/exec",
-            json={
-                "command": command,
-                "stdin_base64": base64.b64encode(stdin).decode(),
-                "root": root,
-            },
-        )
-    sys.stdout.buffer.write(base64.b64decode(result["stdout_base64"]))
+        result = client.environments.exec(user, name, command, stdin=stdin, root=root)
+    sys.stdout.buffer.write(base64.b64decode(result.stdout_base64))
     sys.stdout.buffer.flush()
-    sys.stderr.buffer.write(base64.b64decode(result["stderr_base64"]))
+    sys.stderr.buffer.write(base64.b64decode(result.stderr_base64))
     sys.stderr.buffer.flush()
-    raise typer.Exit(code=int(result["exit_code"]))
+    raise typer.Exit(code=result.exit_code)
 
 
-def _fetch_ssh_config(
-    user: str, host: str | None, port: int | None, known_hosts: Path
-) -> dict[str, str]:
-    params: dict[str, Any] = {"known_hosts_path": str(known_hosts)}
-    if host:
-        params["host"] = host
-    if port:
-        params["port"] = port
+def _fetch_ssh_config(user: str, host: str | None, port: int | None, known_hosts: Path) -> str:
+    """The ssh_config text for user's environments, its pinned host keys written to known_hosts."""
     with remote.client() as client:
-        answer: dict[str, str] = client.get(
-            f"/v1/users/{quote(user, safe='')}/ssh-config", params=params
+        answer = client.users.ssh_config(
+            user, str(known_hosts), host=host or None, port=port or None
         )
     known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    known_hosts.write_text(answer["known_hosts"])
-    return answer
+    known_hosts.write_text(answer.known_hosts)
+    return answer.config
 
 
 HostOption = Annotated[
@@ -201,7 +200,7 @@ def ssh_config(
 ) -> None:
     """Print an ssh_config block per environment of USER, every host key pinned (no TOFU)."""
     path = (known_hosts or Path.home() / ".ssh" / f"cloche-{user}.known_hosts").absolute()
-    typer.echo(_fetch_ssh_config(user, host, port, path)["config"], nl=False)
+    typer.echo(_fetch_ssh_config(user, host, port, path), nl=False)
 
 
 @handle_errors
@@ -216,7 +215,7 @@ def ssh(
     with tempfile.TemporaryDirectory(prefix="cloche-ssh-") as directory:
         known_hosts = Path(directory) / "known_hosts"
         config = Path(directory) / "config"
-        config.write_text(_fetch_ssh_config(user, host, port, known_hosts)["config"])
+        config.write_text(_fetch_ssh_config(user, host, port, known_hosts))
         status = subprocess.run(["ssh", "-F", str(config), name, *(command or [])], check=False)
     raise typer.Exit(code=status.returncode)
 
@@ -230,18 +229,25 @@ def operation(
     """Show a long operation (create, restore, backup...): its progress, or how it ended."""
     with remote.client() as client:
         if wait:
-            with console.status(f"operation {operation_id}") as status:
-                client.wait(operation_id, on_progress=status.update)
-        shown = client.get(f"/v1/operations/{quote(operation_id, safe='')}")
+            with console().status(f"operation {operation_id}") as status:
+                client.operations.wait(operation_id, on_progress=status.update)
+        shown = client.operations.get(operation_id)
     if as_json:
         remote.print_json(shown)
         return
-    for key in ("id", "kind", "target", "status", "progress", "created_at", "finished_at"):
-        if shown.get(key):
-            console.print(f"{key:<12} {shown[key]}", highlight=False)
-    error = shown.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        console.print(f"{'error':<12} {error['message']}", highlight=False)
+    fields = (
+        ("id", shown.id),
+        ("kind", shown.kind),
+        ("target", shown.target),
+        ("status", shown.status),
+        ("progress", shown.progress),
+        ("created_at", shown.created_at),
+        ("finished_at", shown.finished_at),
+        ("error", shown.error.message if shown.error is not None else None),
+    )
+    for key, value in fields:
+        if value:
+            console().print(f"{key:<12} {value}", highlight=False)
 
 
 def register_environment_commands(app: typer.Typer) -> None:

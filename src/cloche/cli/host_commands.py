@@ -9,7 +9,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from cloche.cli.common import STATE_DIR, config_path, console, handle_errors
 from cloche.model.errors import HostFailure
@@ -91,7 +90,7 @@ def init(
         overrides.update({"storage.source": "device", "storage.device": storage_device})
     if existing_pool:
         overrides["storage.source"] = "existing"
-    with console.status("host init") as status:
+    with console().status("host init") as status:
         report = _core_host().init_host(
             config or config_path(),
             STATE_DIR,
@@ -100,11 +99,11 @@ def init(
             progress=status.update,
         )
     for change in report.changes:
-        console.print(f"[green]changed[/]  {change}", highlight=False)
+        console().print(f"[green]changed[/]  {change}", highlight=False)
     if report.unchanged:
-        console.print(f"[dim]unchanged {', '.join(report.unchanged)}[/]", highlight=False)
+        console().print(f"[dim]unchanged {', '.join(report.unchanged)}[/]", highlight=False)
     verdict = "host ready" if report.changes else "host already ready; nothing changed"
-    console.print(f"{verdict} ({report.seconds:.1f} s)")
+    console().print(f"{verdict} ({report.seconds:.1f} s)")
 
 
 @host_app.command("status")
@@ -128,16 +127,18 @@ def status(
 
     results = _core_host().host_status(path, extra_checks={"image": check_image})
     if as_json:
-        console.print_json(
+        console().print_json(
             json.dumps(
                 [{"component": r.component, "ok": r.ok, "detail": r.detail} for r in results]
             )
         )
     else:
+        from rich.table import Table
+
         table = Table(show_header=False, box=None)
         for result in results:
             mark = "[green]OK[/]" if result.ok else "[red]FAIL[/]"
             table.add_row(result.component, mark, result.detail)
-        console.print(table)
+        console().print(table)
     if not all(result.ok for result in results):
         raise typer.Exit(code=1)

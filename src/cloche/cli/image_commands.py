@@ -7,9 +7,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
 from cloche.cli.common import STATE_DIR, console, handle_errors, load_host_config
 
@@ -40,12 +37,14 @@ def build(
     ] = "",
 ) -> None:
     """Build the base image with debootstrap and import it into LXD; a no-op when up to date."""
+    from rich.markup import escape
+
     config = load_host_config()
     started = time.monotonic()
-    with console.status("checking the image cache") as status:
+    with console().status("checking the image cache") as status:
 
         def progress(message: str) -> None:
-            console.print(
+            console().print(
                 f"[dim]{time.monotonic() - started:6.1f}s[/] {escape(message)}",
                 highlight=False,
                 soft_wrap=True,
@@ -68,7 +67,7 @@ def build(
         how = "cache reused, imported"
     else:
         how = "already up to date, cache reused"
-    console.print(
+    console().print(
         f"[bold green]{result.alias}[/] fingerprint {result.fingerprint[:12]} "
         f"key {result.cache_key}: {how} in {result.seconds:.1f} s",
         highlight=False,
@@ -105,6 +104,9 @@ def list_(
             )
         )
         return
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE, pad_edge=False)
     for column in ("alias", "fingerprint", "size", "created", "cloche key"):
         table.add_column(column, no_wrap=True)
@@ -117,6 +119,6 @@ def list_(
             image.cache_key or "-",
         )
     if not found:
-        console.print("No images yet; run 'cloche image build'.")
+        console().print("No images yet; run 'cloche image build'.")
         return
-    console.print(table)
+    console().print(table)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption
+from cloche.model.names import split_address
 
 AddressArgument = Annotated[str, typer.Argument(help="USER/NAME")]
 SpecArgument = Annotated[
@@ -36,50 +36,43 @@ def egress(
     as_json: JsonOption = False,
 ) -> None:
     """Show or set what an environment may reach outside the host (applied while it runs)."""
+    user, name = split_address(address)
     with remote.client() as client:
         if policy is None:
-            answer = client.get(f"{remote.environment_path(address)}/egress")
+            shown = client.egress.get(user, name)
+            line = f"egress of {address}: {shown.egress}"
         else:
-            answer = client.patch(
-                f"{remote.environment_path(address)}/egress", json={"egress": policy}
-            )
+            shown = changed = client.egress.set(user, name, policy)
+            line = f"egress of {address}: {changed.egress} (was {changed.previous})"
     if as_json:
-        remote.print_json(answer)
-    elif policy is None:
-        console.print(f"egress of {address}: {answer['egress']}", highlight=False)
+        remote.print_json(shown)
     else:
-        console.print(
-            f"egress of {address}: {answer['egress']} (was {answer['previous']})", highlight=False
-        )
-
-
-def _routes_path(address: str) -> str:
-    return f"{remote.environment_path(address)}/routes"
+        console().print(line, highlight=False)
 
 
 @handle_errors
 def publish(address: AddressArgument, spec: SpecArgument, as_json: JsonOption = False) -> None:
     """Publish a port of an environment: HTTPS/HTTP through Caddy, or a raw TCP/UDP host port."""
+    user, name = split_address(address)
     with remote.client() as client:
-        answer = client.post(_routes_path(address), json={"spec": spec})
+        answer = client.routes.publish(user, name, spec)
     if as_json:
         remote.print_json(answer)
         return
-    verb = "published" if answer["changed"] else "already published"
-    console.print(
-        f"{verb} {answer['public']} -> {answer['target']}", highlight=False, soft_wrap=True
-    )
+    verb = "published" if answer.changed else "already published"
+    console().print(f"{verb} {answer.public} -> {answer.target}", highlight=False, soft_wrap=True)
 
 
 @handle_errors
 def unpublish(address: AddressArgument, spec: SpecArgument, as_json: JsonOption = False) -> None:
     """Withdraw a published route; the port is private again at once."""
+    user, name = split_address(address)
     with remote.client() as client:
-        answer = client.delete(_routes_path(address), params={"spec": spec})
+        answer = client.routes.unpublish(user, name, spec)
     if as_json:
         remote.print_json(answer)
         return
-    console.print(f"unpublished {answer['spec']} of {address}", highlight=False)
+    console().print(f"unpublished {answer.spec} of {address}", highlight=False)
 
 
 @handle_errors
@@ -91,25 +84,21 @@ def routes(
     as_json: JsonOption = False,
 ) -> None:
     """List published routes: where each is reached and where it leads."""
+    user, name = split_address(address) if address and "/" in address else (address, None)
     with remote.client() as client:
-        if address is None:
-            listed = client.get("/v1/routes")
-        elif "/" in address:
-            listed = client.get(_routes_path(address))
-        else:
-            listed = client.get("/v1/routes", params={"user": address})
+        listed = client.routes.list(user, name)
     if as_json:
         remote.print_json(listed)
         return
     if not listed:
-        console.print("no published routes", highlight=False)
+        console().print("no published routes", highlight=False)
         return
+    from rich.table import Table
+
     table = Table("environment", "route", "reached at", "leads to")
     for item in listed:
-        table.add_row(
-            f"{item['user']}/{item['name']}", item["spec"], item["public"], item["target"]
-        )
-    console.print(table)
+        table.add_row(f"{item.user}/{item.name}", item.spec, item.public, item.target)
+    console().print(table)
 
 
 def register_network_commands(app: typer.Typer) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated, Any
-from urllib.parse import quote
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cloche.cli.common import console
-from cloche.client.http import ApiClient
 from cloche.model.errors import Invalid
-from cloche.model.names import split_address
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from cloche.client import Client, OperationHandle
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -22,14 +25,31 @@ NoWaitOption = Annotated[
 ]
 
 
-def client() -> ApiClient:
-    """A client of the local daemon."""
-    return ApiClient()
+def local_client() -> Client:
+    """A client of the local daemon (CLOCHE_SOCKET overrides its socket)."""
+    # httpx, pydantic and the wire models load only for the commands that talk to the daemon.
+    from cloche.client import Client
+
+    return Client()
 
 
-def print_json(value: Any) -> None:
-    """Print a value as indented, sorted JSON (what every --json prints)."""
-    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+# The seam tests use to point the commands at an app in the same process.
+client_factory: Callable[[], Client] = local_client
+
+
+def client() -> Client:
+    """The client every command talks to the daemon through."""
+    return client_factory()
+
+
+def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
+    """Print a model (or a list of them) as indented, sorted JSON (what every --json prints)."""
+    shown = (
+        [each.model_dump(mode="json") for each in value]
+        if isinstance(value, Sequence)
+        else value.model_dump(mode="json")
+    )
+    typer.echo(json.dumps(shown, indent=2, sort_keys=True))
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -42,19 +62,12 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Exit(code=1)
 
 
-def run_operation(client: ApiClient, answer: dict[str, str], no_wait: bool, done: str) -> None:
+def run_operation(operation: OperationHandle, no_wait: bool, done: str) -> None:
     """Wait for a long operation with progress (or print its id with --no-wait)."""
-    operation_id = answer["operation"]
     if no_wait:
-        typer.echo(operation_id)
+        typer.echo(operation.id)
         return
     started = time.monotonic()
-    with console.status(f"operation {operation_id}") as status:
-        client.wait(operation_id, on_progress=status.update)
-    console.print(f"{done} ({time.monotonic() - started:.1f} s)", highlight=False)
-
-
-def environment_path(address: str) -> str:
-    """The API path of USER/NAME, each part quoted so no name can reach another path."""
-    user, env = split_address(address)
-    return f"/v1/environments/{quote(user, safe='')}/{quote(env, safe='')}"
+    with console().status(f"operation {operation.id}") as status:
+        operation.wait(on_progress=status.update)
+    console().print(f"{done} ({time.monotonic() - started:.1f} s)", highlight=False)

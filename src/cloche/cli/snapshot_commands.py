@@ -8,11 +8,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
@@ -20,24 +18,22 @@ from cloche.cli.remote import JsonOption, NoWaitOption
 from cloche.model.errors import Invalid
 from cloche.model.names import split_address
 
+if TYPE_CHECKING:
+    from cloche.wire import SnapshotPolicy
+
 VERBS = ("rm", "policy")
 Count = Annotated[int | None, typer.Option(min=0, help="How many to keep.")]
 
 
-def _snapshots_path(address: str) -> str:
-    return f"{remote.environment_path(address)}/snapshots"
-
-
-def _show_policy(policy: dict[str, Any], as_json: bool) -> None:
+def _show_policy(policy: SnapshotPolicy, as_json: bool) -> None:
     if as_json:
         remote.print_json(policy)
         return
-    overrides = policy["overrides"]
-    state = "on" if policy["scheduler_enabled"] else "off (config snapshots.enabled)"
-    console.print(f"scheduled snapshots of {policy['environment']}: {state}", highlight=False)
-    for tier, count in policy["effective"].items():
-        source = "this environment" if tier in overrides else "host default"
-        console.print(f"  {tier:15} {count:>5}  ({source})", highlight=False)
+    state = "on" if policy.scheduler_enabled else "off (config snapshots.enabled)"
+    console().print(f"scheduled snapshots of {policy.environment}: {state}", highlight=False)
+    for tier, count in policy.effective.model_dump().items():
+        source = "this environment" if tier in policy.overrides else "host default"
+        console().print(f"  {tier:15} {count:>5}  ({source})", highlight=False)
 
 
 @handle_errors
@@ -78,32 +74,33 @@ def snapshot(
     if first == "rm":
         if second is None or third is None:
             raise Invalid("Name what to delete: 'cloche snapshot rm USER/NAME SNAPSHOT'.")
+        user, name = split_address(second)
         with remote.client() as client:
-            client.delete(f"{_snapshots_path(second)}/{quote(third, safe='')}")
-        console.print(f"removed snapshot {third} of {second}", highlight=False)
+            client.snapshots.remove(user, name, third)
+        console().print(f"removed snapshot {third} of {second}", highlight=False)
         return
     if first == "policy":
         if second is None or third is not None:
             raise Invalid("Name one environment: 'cloche snapshot policy USER/NAME [--hourly N]'.")
-        path = f"{remote.environment_path(second)}/snapshot-policy"
+        user, name = split_address(second)
         with remote.client() as client:
             if changes or reset:
-                policy = client.patch(path, json={**changes, "reset": reset})
+                policy = client.snapshots.set_policy(user, name, **changes, reset=reset)
             else:
-                policy = client.get(path)
+                policy = client.snapshots.policy(user, name)
         _show_policy(policy, as_json)
         return
     if third is not None:
         raise Invalid(
             f"'cloche snapshot {first}' takes at most a label; verbs are {', '.join(VERBS)}."
         )
-    split_address(first)
+    user, name = split_address(first)
     with remote.client() as client:
-        taken = client.post(_snapshots_path(first), json={"label": second})
+        taken = client.snapshots.take(user, name, second)
     if as_json:
         remote.print_json(taken)
     else:
-        console.print(f"took snapshot {taken['name']} of {first}", highlight=False)
+        console().print(f"took snapshot {taken.name} of {first}", highlight=False)
 
 
 @handle_errors
@@ -111,15 +108,18 @@ def list_snapshots(
     address: Annotated[str, typer.Argument(help="USER/NAME")], as_json: JsonOption = False
 ) -> None:
     """List an environment's snapshots, oldest first (kind: scheduled or manual)."""
+    user, name = split_address(address)
     with remote.client() as client:
-        listed = client.get(_snapshots_path(address))
+        listed = client.snapshots.list(user, name)
     if as_json:
         remote.print_json(listed)
         return
+    from rich.table import Table
+
     table = Table("snapshot", "taken (UTC)", "kind")
     for item in listed:
-        table.add_row(item["name"], item["created_at"], item["kind"])
-    console.print(table)
+        table.add_row(item.name, item.created_at, item.kind)
+    console().print(table)
 
 
 @handle_errors
@@ -135,18 +135,15 @@ def restore(
     no_wait: NoWaitOption = False,
 ) -> None:
     """Restore an environment to a snapshot in place (it restarts), or --as-new NEWNAME."""
-    user, _ = split_address(address)
+    user, name = split_address(address)
     with remote.client() as client:
-        answer = client.post(
-            f"{_snapshots_path(address)}/{quote(snapshot_name, safe='')}/restore",
-            json={"as_new": as_new},
-        )
-        done = (
-            f"restored {address} to {snapshot_name}"
-            if as_new is None
-            else f"restored {address}@{snapshot_name} as {user}/{as_new}"
-        )
-        remote.run_operation(client, answer, no_wait, done)
+        if as_new is None:
+            started = client.snapshots.restore(user, name, snapshot_name)
+            done = f"restored {address} to {snapshot_name}"
+        else:
+            started = client.snapshots.restore_as_new(user, name, snapshot_name, as_new)
+            done = f"restored {address}@{snapshot_name} as {user}/{as_new}"
+        remote.run_operation(started, no_wait, done)
 
 
 def register_snapshot_commands(app: typer.Typer) -> None:

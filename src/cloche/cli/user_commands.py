@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
 from cloche.model.errors import Invalid
+
+if TYPE_CHECKING:
+    from cloche.model.records import Role
 
 user_app = typer.Typer(help="Users (tenants): accounts, keys and quotas.", no_args_is_help=True)
 key_app = typer.Typer(help="A user's SSH public keys.", no_args_is_help=True)
@@ -43,22 +45,22 @@ def user_add(
     as_json: JsonOption = False,
 ) -> None:
     """Add a user: a tenant with their own LXD project, uid range and quotas."""
-    body: dict[str, Any] = {
-        "name": name,
-        "ssh_keys": [_read_key(path) for path in ssh_key],
-        "role": role,
-    }
-    for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk)):
-        if value is not None:
-            body[key] = value
+    keys = [_read_key(path) for path in ssh_key]
     with remote.client() as client:
-        user = client.post("/v1/users", json=body)
+        user = client.users.add(
+            name,
+            keys,
+            # Any text goes through: the daemon's refusal names the choices.
+            role=cast("Role", role),
+            max_envs=max_envs,
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+        )
     if as_json:
         remote.print_json(user)
     else:
-        console.print(
-            f"added user {user['name']} (uid range {user['uid_base']}+{user['uid_size']})"
-        )
+        console().print(f"added user {user.name} (uid range {user.uid_base}+{user.uid_size})")
 
 
 @user_app.command("list")
@@ -66,22 +68,24 @@ def user_add(
 def user_list(as_json: JsonOption = False) -> None:
     """List users with their quotas and usage."""
     with remote.client() as client:
-        listed = client.get("/v1/users")
+        listed = client.users.list()
     if as_json:
         remote.print_json(listed)
         return
+    from rich.table import Table
+
     table = Table("name", "role", "envs", "cpu", "memory", "disk", "keys")
     for user in listed:
         table.add_row(
-            user["name"],
-            user["role"],
-            f"{user['environments']}/{user['max_envs']}",
-            str(user["cpu"]),
-            user["memory"],
-            user["disk"],
-            str(user["keys"]),
+            user.name,
+            user.role,
+            f"{user.environments}/{user.max_envs}",
+            str(user.cpu),
+            user.memory,
+            user.disk,
+            str(user.keys),
         )
-    console.print(table)
+    console().print(table)
 
 
 @user_app.command("show")
@@ -89,16 +93,26 @@ def user_list(as_json: JsonOption = False) -> None:
 def user_show(name: str, as_json: JsonOption = False) -> None:
     """Show one user: quotas, keys and environments."""
     with remote.client() as client:
-        user = client.get(f"/v1/users/{name}")
+        user = client.users.get(name)
     if as_json:
         remote.print_json(user)
         return
-    for key in ("name", "role", "max_envs", "cpu", "memory", "disk", "uid_base", "uid_size"):
-        console.print(f"{key:10} {user[key]}", highlight=False)
-    for key in user["ssh_keys"]:
-        console.print(f"key        {key['fingerprint']} {key['comment']}", highlight=False)
-    for env in user["environment_names"]:
-        console.print(f"env        {name}/{env}", highlight=False)
+    shown = (
+        ("name", user.name),
+        ("role", user.role),
+        ("max_envs", user.max_envs),
+        ("cpu", user.cpu),
+        ("memory", user.memory),
+        ("disk", user.disk),
+        ("uid_base", user.uid_base),
+        ("uid_size", user.uid_size),
+    )
+    for label, value in shown:
+        console().print(f"{label:10} {value}", highlight=False)
+    for key in user.ssh_keys:
+        console().print(f"key        {key.fingerprint} {key.comment}", highlight=False)
+    for env in user.environment_names:
+        console().print(f"env        {name}/{env}", highlight=False)
 
 
 @user_app.command("set")
@@ -111,14 +125,9 @@ def user_set(
     disk: Annotated[str | None, typer.Option(help="Disk in all.")] = None,
 ) -> None:
     """Change a user's quotas."""
-    changes = {
-        key: value
-        for key, value in (("max_envs", max_envs), ("cpu", cpu), ("memory", memory), ("disk", disk))
-        if value is not None
-    }
     with remote.client() as client:
-        client.patch(f"/v1/users/{name}", json=changes)
-    console.print(f"updated quotas of {name}")
+        client.users.set_quota(name, max_envs=max_envs, cpu=cpu, memory=memory, disk=disk)
+    console().print(f"updated quotas of {name}")
 
 
 @user_app.command("rm")
@@ -132,17 +141,18 @@ def user_rm(
     """Remove a user (refused while they have environments, unless --purge)."""
     remote.confirm(f"Remove user {name}{' and all their environments' if purge else ''}?", yes)
     with remote.client() as client:
-        answer = client.delete(f"/v1/users/{name}", params={"purge": purge})
-        remote.run_operation(client, answer, no_wait, f"removed user {name}")
+        started = client.users.remove(name, purge=purge)
+        remote.run_operation(started, no_wait, f"removed user {name}")
 
 
 @key_app.command("add")
 @handle_errors
 def key_add(name: str, key_file: Path) -> None:
     """Add a public key to a user (it reaches every environment of theirs)."""
+    public_key = _read_key(key_file)
     with remote.client() as client:
-        key = client.post(f"/v1/users/{name}/keys", json={"public_key": _read_key(key_file)})
-    console.print(f"added key {key['fingerprint']} to {name}", highlight=False)
+        key = client.keys.add(name, public_key)
+    console().print(f"added key {key.fingerprint} to {name}", highlight=False)
 
 
 @key_app.command("rm")
@@ -150,5 +160,5 @@ def key_add(name: str, key_file: Path) -> None:
 def key_rm(name: str, fingerprint: str) -> None:
     """Remove a public key (by its SHA256 fingerprint) from a user."""
     with remote.client() as client:
-        client.delete(f"/v1/users/{name}/keys/{fingerprint}")
-    console.print(f"removed key {fingerprint} from {name}", highlight=False)
+        client.keys.remove(name, fingerprint)
+    console().print(f"removed key {fingerprint} from {name}", highlight=False)
