@@ -30,6 +30,7 @@ from cloche.core.context import Context
 from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.errors import ClocheError
 from cloche.model.errors_wire import error_body
+from cloche.model.text import decode_base64
 
 
 def _validation_sentence(error: RequestValidationError) -> str:
@@ -141,7 +142,7 @@ def create_app(context: Context) -> FastAPI:
             user,
             name,
             request.command,
-            stdin=base64.b64decode(request.stdin_base64),
+            stdin=decode_base64(request.stdin_base64, "stdin_base64"),
             as_root=request.root,
         )
         return {
