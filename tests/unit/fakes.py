@@ -713,7 +713,7 @@ def add_user(
     cpu: int = 4,
     memory_bytes: int = 8 * GIB,
     disk_bytes: int = 50 * GIB,
-) -> dict[str, Any]:
+) -> users.UserView:
     """Add a user through core (so their fake project and profiles exist)."""
     return users.add_user(
         context,

@@ -6,7 +6,7 @@ import pytest
 
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import Invalid
-from cloche.model.units import format_size, parse_size
+from cloche.model.units import MAXIMUM_SIZE_BYTES, format_size, parse_size
 from cloche.render.config import render_config_yaml
 
 
@@ -38,6 +38,15 @@ def test_sizes_are_normalised() -> None:
     assert parse_size("1KB") == 1000
     assert format_size(parse_size("3GiB")) == "3GiB"
     assert format_size(1500) == "1500B"
+
+
+@pytest.mark.parametrize(
+    "text", ["100000000000000000000TiB", "1048577TiB", "9223372036854775808", "9" * 5000]
+)
+def test_sizes_beyond_what_lxd_and_sqlite_hold_are_refused(text: str) -> None:
+    with pytest.raises(Invalid, match=r"larger than cloche can hold; give a size of at most"):
+        parse_size(text)
+    assert parse_size("1048576TiB") == MAXIMUM_SIZE_BYTES < 2**63
 
 
 def test_device_source() -> None:

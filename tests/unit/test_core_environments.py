@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,6 +210,17 @@ def test_invalid_environment_names_state_the_rule(context: FakeContext, name: st
 def test_reserved_environment_names_are_refused(context: FakeContext, name: str) -> None:
     with pytest.raises(Invalid, match="reserved"):
         environments.request_create(context, "alice", new_env(name))
+
+
+@pytest.mark.parametrize("image", ["\ud800", "cloche/bookworm\n", "a b", "x" * 201])
+def test_an_invalid_image_alias_is_refused_before_anything_is_recorded(
+    context: FakeContext, image: str
+) -> None:
+    command = dataclasses.replace(new_env("web"), image=image)
+    with pytest.raises(Invalid, match="is not a valid image alias"):
+        environments.request_create(context, "alice", command)
+    assert context.database.environments.count("alice") == 0
+    assert context.fake.calls == []
 
 
 def test_invalid_user_name_states_the_rule(context: FakeContext) -> None:

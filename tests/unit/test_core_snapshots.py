@@ -66,7 +66,9 @@ def test_an_unlabelled_snapshot_is_named_after_the_utc_time(context: FakeContext
     assert taken.kind == "manual"
 
 
-@pytest.mark.parametrize("label", ["auto-1", "Upper", "has space", "a/b", "x" * 41, ""])
+@pytest.mark.parametrize(
+    "label", ["auto-1", "Upper", "has space", "a/b", "x" * 41, "", "nightly\n"]
+)
 def test_bad_labels_are_refused_and_audited_as_failed(context: FakeContext, label: str) -> None:
     with pytest.raises(Invalid):
         snapshots.take_snapshot(context, "alice", "alice", "web", label)

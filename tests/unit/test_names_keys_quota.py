@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from cloche.model.errors import Invalid, QuotaExceeded
-from cloche.model.names import check_environment_name, check_user_name, parse_address
+from cloche.model.names import (
+    check_environment_name,
+    check_image_alias,
+    check_user_name,
+    parse_address,
+)
 from cloche.model.quota import Quota, Usage, check_fits
 from cloche.model.sshkeys import parse_public_key
 
@@ -34,6 +39,7 @@ def test_valid_environment_names(name: str) -> None:
         ("1abc", "is not valid"),
         ("abc-", "is not valid"),
         ("tmpl-base", "reserved"),
+        ("web\n", "is not valid"),
     ],
 )
 def test_invalid_environment_names_state_the_rule(name: str, reason: str) -> None:
@@ -43,10 +49,21 @@ def test_invalid_environment_names_state_the_rule(name: str, reason: str) -> Non
         assert "1 to 40 characters: a lowercase letter" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["Alice", "root", "a" * 31, "bob/x", "-x"])
+@pytest.mark.parametrize("name", ["Alice", "root", "a" * 31, "bob/x", "-x", "alice\n"])
 def test_invalid_user_names(name: str) -> None:
     with pytest.raises(Invalid):
         check_user_name(name)
+
+
+@pytest.mark.parametrize("alias", ["cloche/bookworm", "debian-12", "ubuntu/24.04", "a:b_c"])
+def test_image_aliases(alias: str) -> None:
+    assert check_image_alias(alias) == alias
+
+
+@pytest.mark.parametrize("alias", ["", "/x", "a b", "x\n", "\ud800", "é", "a" * 201])
+def test_invalid_image_aliases_state_the_rule(alias: str) -> None:
+    with pytest.raises(Invalid, match="is not a valid image alias; use 1 to 200 characters"):
+        check_image_alias(alias)
 
 
 def test_addresses() -> None:
@@ -85,6 +102,14 @@ def test_weak_and_wrong_keys_are_refused_clearly() -> None:
         parse_public_key(f"ssh-rsa {ed25519_blob}")
     with pytest.raises(Invalid, match="empty"):
         parse_public_key("  \n")
+
+
+@pytest.mark.parametrize("comment", ["\ud800", "a\x00b", "two\nssh-ed25519 AAAA", "tab\there"])
+def test_a_key_comment_must_be_one_line_of_printable_text(comment: str) -> None:
+    line = (DATA / "ed25519.pub").read_text().split()[:2]
+    assert parse_public_key(f"{line[0]} {line[1]} josé@laptop").comment == "josé@laptop"
+    with pytest.raises(Invalid, match="comment holds a line break, a control character"):
+        parse_public_key(f"{line[0]} {line[1]} {comment}")
 
 
 QUOTA = Quota(max_envs=2, cpu=4, memory_bytes=8 * GIB, disk_bytes=40 * GIB)

@@ -44,7 +44,14 @@ def test_repository_kinds() -> None:
     assert repository_kind("/srv/backups") == "local"
     assert repository_kind("sftp:backup@10.0.0.2:/srv/restic") == "sftp"
     assert repository_kind("s3:http://127.0.0.1:9000/bucket") == "s3"
-    for bad in ("relative/path", "sftp:host", "s3:bucket", "rest:http://x/"):
+    for bad in (
+        "relative/path",
+        "sftp:host",
+        "s3:bucket",
+        "rest:http://x/",
+        "sftp:backup@10.0.0.2:/srv/restic\n",
+        "s3:http://127.0.0.1:9000/bucket\n",
+    ):
         with pytest.raises(Invalid):
             repository_kind(bad)
 
@@ -52,10 +59,10 @@ def test_repository_kinds() -> None:
 def test_names_and_ids_are_checked() -> None:
     assert check_repository_name("offsite-1") == "offsite-1"
     assert check_backup_id("0123abcd") == "0123abcd"
-    for bad in ("Offsite", "1x", "a b", ""):
+    for bad in ("Offsite", "1x", "a b", "", "offsite\n"):
         with pytest.raises(Invalid):
             check_repository_name(bad)
-    for bad in ("xyz", "0123", "../etc"):
+    for bad in ("xyz", "0123", "../etc", "0123abcd\n"):
         with pytest.raises(Invalid):
             check_backup_id(bad)
 

@@ -65,6 +65,18 @@ def test_invalid_users_are_refused(database: Database, name: str, changes: dict[
     assert database.users.list() == []
 
 
+@pytest.mark.parametrize("field", ["max_envs", "cpu", "memory_bytes", "disk_bytes"])
+def test_numbers_sqlite_cannot_hold_are_refused_before_the_write(
+    database: Database, field: str
+) -> None:
+    database.users.add("alice", **QUOTAS)
+    with pytest.raises(Invalid, match="more than the database can hold"):
+        database.users.update_quotas("alice", **{field: 2**63})
+    with pytest.raises(Invalid, match="more than the database can hold"):
+        database.users.add("bob", **(QUOTAS | {field: 99999999999999999999}))
+    assert [user.name for user in database.users.list()] == ["alice"]
+
+
 def test_update_user_quotas_changes_only_what_is_given(database: Database) -> None:
     before = database.users.add("alice", processes=100, **QUOTAS)
     after = database.users.update_quotas("alice", cpu=8, processes=None)

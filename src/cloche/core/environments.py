@@ -16,7 +16,7 @@ from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironmen
 from cloche.model.errors import Invalid
 from cloche.model.instances import ExecResult, InstanceState
 from cloche.model.limits import Limits
-from cloche.model.names import check_environment_name, check_user_name
+from cloche.model.names import check_environment_name, check_image_alias, check_user_name
 from cloche.model.quota import Usage, check_fits
 from cloche.model.records import EnvironmentRecord
 from cloche.render.account import OWNER_UID
@@ -103,7 +103,7 @@ def request_create(context: Context, actor: str, command: NewEnvironment) -> str
             disk_bytes=command.disk_bytes,
             processes=command.processes or PROFILE_PROCESSES[command.profile],
         )
-        image = command.image or image_alias(context.config.image.release)
+        image = check_image_alias(command.image or image_alias(context.config.image.release))
         newborn = Newborn(user_name, name, image, command.profile, limits)
         address = reserve(context, newborn)
     details: dict[str, JsonValue] = {

@@ -49,7 +49,7 @@ _LABEL = re.compile(r"^[a-z0-9-]+$")
 
 def check_label(label: str) -> str:
     """A manual snapshot's label: [a-z0-9-], at most 40 characters, not starting with 'auto-'."""
-    if not label or len(label) > LABEL_MAX or not _LABEL.match(label):
+    if not label or len(label) > LABEL_MAX or not _LABEL.fullmatch(label):
         raise Invalid(
             f"Snapshot label {label!r} is not allowed; use 1 to {LABEL_MAX} lowercase letters, "
             "digits and '-'."

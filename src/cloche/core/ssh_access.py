@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cloche.core.context import Context, HostEffects
 from cloche.model.config import ClocheConfig
+from cloche.model.firewall import check_port
 from cloche.model.sshkeys import parse_public_key
 from cloche.render.ssh_config import SshTarget, render_known_hosts, render_ssh_config
 from cloche.render.sshd import (
@@ -78,7 +79,7 @@ def ssh_config(
     database, config = context.database, context.config
     database.users.get(user)
     jump_host = host or config.ssh.host or context.host.network.fqdn()
-    jump_port = port or config.ssh.port
+    jump_port = config.ssh.port if port is None else check_port("The SSH port", port)
     targets = [
         SshTarget(env.name, env.address, dict(env.host_keys or {}))
         for env in database.environments.list(user)

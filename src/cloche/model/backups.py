@@ -115,7 +115,7 @@ class Retention:
 
 def check_repository_name(name: str) -> str:
     """Return name when it can name a repository (lowercase word); raise Invalid otherwise."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise Invalid(
             f"Repository name {name!r} is not allowed; use lowercase letters, digits and '-', "
             "starting with a letter."
@@ -169,11 +169,11 @@ def backup_round_due(last_round: float | None, now: float) -> bool:
 def repository_kind(url: str) -> RepositoryKind:
     """local, sftp or s3 for a repository URL; Invalid for anything else."""
     if url.startswith("sftp:"):
-        if not _SFTP.match(url):
+        if not _SFTP.fullmatch(url):
             raise Invalid(f"{url!r} is not an SFTP repository; write it as sftp:user@host:/path.")
         return "sftp"
     if url.startswith("s3:"):
-        if not _S3.match(url):
+        if not _S3.fullmatch(url):
             raise Invalid(
                 f"{url!r} is not an S3 repository; write it as s3:http://HOST:PORT/bucket."
             )
@@ -188,7 +188,7 @@ def repository_kind(url: str) -> RepositoryKind:
 
 def check_backup_id(backup_id: str) -> str:
     """Return a restic snapshot id (8 or more hex digits); raise Invalid otherwise."""
-    if not _BACKUP_ID.match(backup_id):
+    if not _BACKUP_ID.fullmatch(backup_id):
         raise Invalid(
             f"{backup_id!r} is not a backup id; use the id 'cloche backup list' shows "
             "(8 hexadecimal digits)."

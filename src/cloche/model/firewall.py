@@ -26,14 +26,15 @@ DEFAULT_MANAGEMENT_PORTS = (2019,)
 _INTERFACE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 
 
-def _port(what: str, value: int) -> int:
+def check_port(what: str, value: int) -> int:
+    """Return value if it is a port (1 to 65535); raise Invalid naming what otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise Invalid(f"{what} {value!r} is not a port; use a whole number from 1 to 65535.")
     return value
 
 
 def _ports(what: str, values: Iterable[int]) -> tuple[int, ...]:
-    return tuple(sorted({_port(what, value) for value in values}))
+    return tuple(sorted({check_port(what, value) for value in values}))
 
 
 def _ipv4(what: str, value: str) -> str:
@@ -133,7 +134,7 @@ class FirewallPolicy:
                 f"Bridge name {self.bridge!r} is not valid; use 1 to 15 characters: a lowercase "
                 "letter, then lowercase letters, digits or '-'."
             )
-        _port("The SSH port", self.ssh_port)
+        check_port("The SSH port", self.ssh_port)
         set_ = object.__setattr__
         set_(self, "gateway", _ipv4("The bridge gateway", self.gateway))
         set_(self, "closed", _networks("Closed ranges", self.closed))

@@ -14,6 +14,10 @@ ENV_RULE = (
     "1 to 40 characters: a lowercase letter, then lowercase letters, digits or '-', "
     "not ending in '-'"
 )
+IMAGE_RULE = (
+    "1 to 200 characters: a letter or digit, then letters, digits, '-', '.', '_', '/' or ':'"
+)
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}")
 _USER = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 _ENV = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
@@ -26,7 +30,7 @@ RESERVED_ENVS = frozenset({"tmpl", "template"})
 
 def check_user_name(name: str) -> str:
     """Return name if it is a valid user name; raise Invalid stating the rule otherwise."""
-    if not _USER.match(name):
+    if not _USER.fullmatch(name):
         raise Invalid(f"User name {name!r} is not valid; use {USER_RULE}.")
     if name in RESERVED_USERS:
         raise Invalid(f"User name {name!r} is reserved; choose another name.")
@@ -35,11 +39,18 @@ def check_user_name(name: str) -> str:
 
 def check_environment_name(name: str) -> str:
     """Return name if it is a valid environment name; raise Invalid stating the rule otherwise."""
-    if not _ENV.match(name):
+    if not _ENV.fullmatch(name):
         raise Invalid(f"Environment name {name!r} is not valid; use {ENV_RULE}.")
     if name in RESERVED_ENVS or name.startswith("tmpl-"):
         raise Invalid(f"Environment name {name!r} is reserved for cloche; choose another name.")
     return name
+
+
+def check_image_alias(alias: str) -> str:
+    """Return alias if it can name an LXD image (cloche/bookworm); raise Invalid otherwise."""
+    if not _IMAGE.fullmatch(alias):
+        raise Invalid(f"Image {alias!r} is not a valid image alias; use {IMAGE_RULE}.")
+    return alias
 
 
 def parse_address(address: str, default_user: str | None = None) -> tuple[str, str]:

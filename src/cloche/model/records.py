@@ -22,6 +22,8 @@ PROFILES: tuple[str, ...] = get_args(Profile)
 ENVIRONMENT_STATUSES: tuple[str, ...] = get_args(EnvironmentStatus)
 OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 FINISHED_OPERATION_STATUSES: tuple[str, ...] = ("succeeded", "failed")
+# SQLite's integers are 64-bit; a larger Python int fails the write instead of being refused.
+LARGEST_STORED_INTEGER = 2**63 - 1
 
 
 class Unset(enum.Enum):
@@ -44,6 +46,11 @@ def _check_positive(kind: str, value: int | None, *, allow_zero: bool = False) -
     lowest = 0 if allow_zero else 1
     if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
         raise Invalid(f"{kind} must be a whole number of at least {lowest}, not {value!r}.")
+    if value > LARGEST_STORED_INTEGER:
+        raise Invalid(
+            f"{kind} is {value}, more than the database can hold; give at most "
+            f"{LARGEST_STORED_INTEGER}."
+        )
 
 
 def _check_aware(kind: str, value: datetime | None) -> None:

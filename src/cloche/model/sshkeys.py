@@ -73,6 +73,12 @@ def parse_public_key(text: str) -> PublicKey:
         raise Invalid("This is not an OpenSSH public key; give a line like 'ssh-ed25519 AAAA...'.")
     key_type, encoded = parts[0], parts[1]
     comment = parts[2] if len(parts) > 2 else ""
+    # The line goes into authorized_keys files and the database: one line of printable text.
+    if not comment.isprintable():
+        raise Invalid(
+            "The SSH public key's comment holds a line break, a control character or text that "
+            "is not Unicode; give one line like 'ssh-ed25519 AAAA... you@laptop'."
+        )
     if key_type in {"ssh-dss", "ssh-dsa"}:
         raise Invalid("DSA keys are too weak and refused; make an ed25519 key with ssh-keygen.")
     if key_type not in ACCEPTED_TYPES:

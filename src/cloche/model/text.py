@@ -1,6 +1,23 @@
-"""Shortening a program's output for an error sentence."""
+"""Text at the edges: a program's output shortened for an error sentence, base64 from a request."""
 
 from __future__ import annotations
+
+import base64
+import binascii
+
+from cloche.model.errors import Invalid
+
+
+def decode_base64(text: str, what: str) -> bytes:
+    """The bytes a request sent as standard base64; Invalid naming the field otherwise."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        # ValueError: text outside ASCII, which base64 never holds.
+        raise Invalid(
+            f"{what} is not valid base64; send the bytes in standard base64, such as 'aGkK' "
+            "for hi and a newline."
+        ) from None
 
 
 def output_tail(text: str, *, lines: int | None = None, chars: int | None = None) -> str:

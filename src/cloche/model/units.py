@@ -19,6 +19,9 @@ _UNITS = {
     "TiB": 1024**4,
 }
 _SIZE = re.compile(r"^(?P<number>[0-9]+)(?P<unit>[KMGT]i?B|B)?$")
+# LXD and SQLite hold sizes as 64-bit integers; 1 EiB stays far inside them, sums included.
+MAXIMUM_SIZE_BYTES = 1024**6
+_MAXIMUM_DIGITS = len(str(MAXIMUM_SIZE_BYTES))
 
 
 def parse_size(text: str) -> int:
@@ -28,7 +31,14 @@ def parse_size(text: str) -> int:
         raise Invalid(
             f"{text!r} is not a size; write a whole number and a unit such as 512MiB or 20GiB."
         )
-    return int(match["number"]) * _UNITS[match["unit"] or ""]
+    digits, unit = match["number"].lstrip("0") or "0", _UNITS[match["unit"] or ""]
+    # Counting digits first keeps int() off numbers too long for it to convert.
+    if len(digits) > _MAXIMUM_DIGITS or int(digits) * unit > MAXIMUM_SIZE_BYTES:
+        raise Invalid(
+            f"{text!r} is larger than cloche can hold; give a size of at most "
+            f"{format_size(MAXIMUM_SIZE_BYTES)} (1 EiB)."
+        )
+    return int(digits) * unit
 
 
 def format_size(size_bytes: int) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import binascii
-from base64 import b64decode
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
+from cloche.model.text import decode_base64
 from cloche.wire.base import WireModel
 
 
@@ -17,18 +15,9 @@ class ExecRequest(WireModel):
     stdin_base64: str = ""
     root: bool = False
 
-    @field_validator("stdin_base64")
-    @classmethod
-    def _base64(cls, value: str) -> str:
-        try:
-            b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("not base64 text (encode the bytes as standard base64)") from None
-        return value
-
     def stdin(self) -> bytes:
-        """The bytes to feed the command."""
-        return b64decode(self.stdin_base64, validate=True)
+        """The bytes to feed the command; Invalid when stdin_base64 is not base64."""
+        return decode_base64(self.stdin_base64, "stdin_base64")
 
 
 class ExecResult(WireModel):
