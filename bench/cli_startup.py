@@ -5,6 +5,10 @@ Runs on a host set up by ./scripts/quickstart, as root:
 
     .venv/bin/python bench/cli_startup.py            # 20 environments, 20 runs of each command
     .venv/bin/python bench/cli_startup.py --envs 0   # start-up only, nothing created
+    .venv/bin/python bench/cli_startup.py --baseline OTHER/.venv/bin/cloche   # before/after
+
+--baseline times another installation's CLI (say, a checkout of an older commit with its own
+virtual environment) on the same commands, environments and daemon, in the same run.
 
 Made in the same run: one user with --envs small environments. Timed (median wall time of
 --runs runs, each a new process):
@@ -61,11 +65,22 @@ def heaviest_imports(count: int = 8) -> list[tuple[str, float]]:
     return sorted(top_level, key=lambda row: row[1], reverse=True)[:count]
 
 
+def measure(cloche: str, user: str, envs: int, runs: int) -> dict[str, float]:
+    """The commands' medians for one CLI installation."""
+    results = {"cloche --version": median_seconds([cloche, "--version"], runs)}
+    if envs:
+        listing = [cloche, "list", "--user", user]
+        results["cloche list"] = median_seconds(listing, runs)
+        results["cloche list --json"] = median_seconds([*listing, "--json"], runs)
+    return results
+
+
 def main() -> None:
     """Set up, measure, print, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=20)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--baseline", help="another installation's cloche to time the same way")
     arguments = parser.parse_args()
     user = f"bcli{secrets.token_hex(3)}"
     results: dict[str, object] = {"envs": arguments.envs, "runs": arguments.runs}
@@ -99,11 +114,12 @@ def main() -> None:
                     timeout=300,
                 )
         results["python -c pass"] = median_seconds([sys.executable, "-c", "pass"], arguments.runs)
-        results["cloche --version"] = median_seconds([CLOCHE, "--version"], arguments.runs)
+        results["this cloche"] = measure(CLOCHE, user, arguments.envs, arguments.runs)
+        if arguments.baseline:
+            results["baseline cloche"] = measure(
+                arguments.baseline, user, arguments.envs, arguments.runs
+            )
         if arguments.envs:
-            listing = [CLOCHE, "list", "--user", user]
-            results["cloche list"] = median_seconds(listing, arguments.runs)
-            results["cloche list --json"] = median_seconds([*listing, "--json"], arguments.runs)
             results["lxc list"] = median_seconds(
                 ["lxc", "list", "--project", f"cloche-{user}", "--format", "csv"], arguments.runs
             )
