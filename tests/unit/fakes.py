@@ -334,6 +334,12 @@ class FakeInstances:
         devices.update({device: dict(config) for device, config in add.items()})
         instance.info = dataclasses.replace(instance.info, devices=devices)
 
+    def set_config(self, name: str, values: Mapping[str, str]) -> None:
+        self._call("set_config", name, dict(values))
+        instance = self._require(name)
+        config = {**instance.info.config, **values}
+        instance.info = dataclasses.replace(instance.info, config=config)
+
     def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
         self._call("set_limits", name, limits)
         instance = self._require(name)
@@ -531,13 +537,16 @@ class FakeFirewall:
 
     table: str | None = None
     loads: int = 0
+    refuse: str | None = None
 
     def current(self) -> str | None:
         """The loaded script, standing in for nft's listing of it."""
         return self.table
 
     def apply(self, text: str) -> None:
-        """Remember the script."""
+        """Remember the script, or refuse it as nft would (the old table stays)."""
+        if self.refuse is not None:
+            raise HostFailure(f"nft refused the firewall script: {self.refuse}.")
         self.table = text
         self.loads += 1
 

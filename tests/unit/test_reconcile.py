@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +197,67 @@ def test_a_guest_claiming_another_address_is_reported_once_and_never_adopted(
         shown = environments.environment_info(context, "alice", "web")
         assert shown.address == assigned  # the record's, never the guest's
         assert context.database.environments.get("alice", "web").address == assigned
+
+
+def _stopped_behind_clouds_back(context: FakeContext, name: str) -> None:
+    """The instance is stopped as after a reboot, while cloche last left it running."""
+    instance = context.fake.instances["cloche-alice"][name]
+    instance.info = dataclasses.replace(instance.info, status="Stopped")
+
+
+def test_at_start_the_daemon_starts_what_it_left_running_once_the_firewall_is_loaded(
+    tmp_path: Path,
+) -> None:
+    with fake_context(tmp_path) as context:
+        add_user(context, "alice")
+        for name in ("web", "db"):
+            wait_operation(context, environments.request_create(context, "alice", new_env(name)))
+        stop = environments.request_action(context, "alice", "alice", "db", "stop")
+        wait_operation(context, stop)
+        _stopped_behind_clouds_back(context, "web")
+        instance = context.fake.instances["cloche-alice"]["web"]
+        assert instance.info.config["boot.autostart"] == "false"  # LXD leaves it to cloche
+        reconcile.reconcile_once(context)  # a periodic pass does not start anything
+        assert not instance.info.running
+        firewall = context.host.firewall
+        firewall.table = None  # type: ignore[attr-defined]  # a boot: no table yet
+        table_at_start: list[bool] = []
+        context.fake.before["start"] = lambda project, *args: table_at_start.append(
+            firewall.current() is not None
+        )
+        findings = reconcile.reconcile_once(context, startup=True)
+        assert "started alice/web (it was running before LXD stopped)" in findings
+        assert instance.info.running
+        assert not context.fake.instances["cloche-alice"]["db"].info.running  # stopped by cloche
+        assert [event.target for event in events(context, "started environment")][-1] == (
+            "alice/web"
+        )
+        assert table_at_start == [True]  # the table was loaded before the start
+
+
+def test_with_no_firewall_the_daemon_starts_nothing(tmp_path: Path) -> None:
+    with fake_context(tmp_path) as context:
+        add_user(context, "alice")
+        wait_operation(context, environments.request_create(context, "alice", new_env("web")))
+        _stopped_behind_clouds_back(context, "web")
+        context.host.firewall.refuse = "syntax error"  # type: ignore[attr-defined]
+        findings = reconcile.reconcile_once(context, startup=True)
+        assert "started no environment: the firewall is not loaded (fail closed)" in findings
+        assert not context.fake.instances["cloche-alice"]["web"].info.running
+        context.host.firewall.refuse = None  # type: ignore[attr-defined]
+        reconcile.reconcile_once(context, startup=True)  # positive control: loaded, started
+        assert context.fake.instances["cloche-alice"]["web"].info.running
+
+
+def test_an_instance_lxd_would_autostart_is_set_back_to_cloche_starting_it(
+    tmp_path: Path,
+) -> None:
+    with fake_context(tmp_path) as context:
+        add_user(context, "alice")
+        wait_operation(context, environments.request_create(context, "alice", new_env("web")))
+        instance = context.fake.instances["cloche-alice"]["web"]
+        config = {**instance.info.config, "boot.autostart": "true"}
+        instance.info = dataclasses.replace(instance.info, config=config)
+        reconcile.reconcile_once(context)
+        assert instance.info.config["boot.autostart"] == "false"
+        assert events(context, "repaired devices")[-1].details == {"config": ["boot.autostart"]}

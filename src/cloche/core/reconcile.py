@@ -115,15 +115,55 @@ def check_addresses(context: Context) -> list[str]:
     return mismatches
 
 
+def start_environments_that_should_run(context: Context) -> list[str]:
+    """Start every ready environment cloche last left running whose instance is stopped.
+
+    LXD never starts environments at boot (boot.autostart is false), so after a reboot (or an
+    LXD restart) this is what brings them back, and only ever after the firewall is loaded.
+    """
+    started: list[str] = []
+    environments = [
+        env
+        for env in context.database.environments.list()
+        if env.status == "ready" and env.state_hint == "Running"
+    ]
+    for user in sorted({env.user for env in environments}):
+        instances = context.user_instances(user)
+        states = instances.states()
+        for env in (env for env in environments if env.user == user):
+            state = states.get(env.name)
+            if state is None or state.status != "Stopped":
+                continue
+            try:
+                routes.converge_devices(context, env)  # its NIC's filters first
+                instances.start(env.name)
+            except ClocheError as error:
+                log.warning("could not start %s: %s", env.qualified_name, error)
+                continue
+            started.append(env.qualified_name)
+            context.record(
+                ACTOR, "started environment", env.qualified_name, details={"why": "boot"}
+            )
+    return started
+
+
 def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
     """A whole pass, logging instead of raising so the daemon keeps serving."""
     try:
         # The firewall first: it depends on the records only, not on LXD answering.
         firewall.converge_firewall(context, ACTOR)
+        firewall_loaded = True
     except Exception as error:  # never let the firewall stop the reconciler
         log.warning("could not converge the firewall: %s", error)
+        firewall_loaded = False
     try:
         findings = reconcile_environments(context, startup=startup)
+        # At the daemon's start (a boot, an upgrade), bring back what cloche left running.
+        if startup and firewall_loaded:
+            started = start_environments_that_should_run(context)
+            findings += [f"started {name} (it was running before LXD stopped)" for name in started]
+        elif startup:
+            findings.append("started no environment: the firewall is not loaded (fail closed)")
     except ClocheError as error:
         log.warning("reconcile pass failed: %s", error)
         return [f"reconcile failed: {error}"]

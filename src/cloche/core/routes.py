@@ -25,7 +25,7 @@ from cloche.core.firewall import port_routes as _port_routes
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.errors import ClocheError, Conflict, Invalid
-from cloche.model.instances import InstanceInfo
+from cloche.model.instances import AUTOSTART_KEY, InstanceInfo
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.records import EnvironmentRecord, RouteRecord
 from cloche.model.routes import (
@@ -91,14 +91,19 @@ def converge_proxy(context: Context, actor: str) -> ProxyChange:
 def _apply_devices(
     context: Context, env: EnvironmentRecord, info: InstanceInfo, routes: list[PortRoute]
 ) -> dict[str, JsonValue] | None:
+    instances = context.user_instances(env.user)
+    changed: dict[str, JsonValue] = {}
+    # Fail closed at boot: LXD must leave starting it to cloche (after the firewall).
+    if info.config.get(AUTOSTART_KEY) != "false":
+        instances.set_config(env.name, {AUTOSTART_KEY: "false"})
+        changed["config"] = [AUTOSTART_KEY]
     nic = static_nic(context.config.network.bridge, env.address) if env.address else None
     plan = plan_devices(info.devices, routes, nic)
-    if plan.empty:
-        return None
-    context.user_instances(env.user).change_devices(env.name, plan.add, plan.remove)
-    added: list[JsonValue] = [name for name in sorted(plan.add)]
-    removed: list[JsonValue] = list(plan.remove)
-    return {"added": added, "removed": removed}
+    if not plan.empty:
+        instances.change_devices(env.name, plan.add, plan.remove)
+        changed["added"] = [name for name in sorted(plan.add)]
+        changed["removed"] = list(plan.remove)
+    return changed or None
 
 
 def converge_devices(context: Context, env: EnvironmentRecord) -> dict[str, JsonValue] | None:

@@ -14,6 +14,8 @@ from cloche.model.units import format_size
 
 # The labels cloche writes on every instance (and on a tenant's project) it makes.
 OWNER_KEY = "user.cloche.owner"
+# LXD never starts an environment at boot by itself: cloche does, after the firewall.
+AUTOSTART_KEY = "boot.autostart"
 ROLE_KEY = "user.cloche.role"
 ROLE_ENVIRONMENT = "environment"
 ROLE_TEMPLATE = "template"

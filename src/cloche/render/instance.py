@@ -7,6 +7,7 @@ from typing import Any
 
 from cloche.model.errors import Invalid
 from cloche.model.instances import (
+    AUTOSTART_KEY,
     OWNER_KEY,
     ROLE_ENVIRONMENT,
     ROLE_KEY,
@@ -190,8 +191,10 @@ def instance_request(
         "profiles": [profile],
         "config": {
             **limits_config(limits),
-            # Explicit, since a copy otherwise inherits the template's values.
-            "boot.autostart": "true",
+            # Fail closed: LXD never starts an environment at boot (a copy would otherwise
+            # inherit the template's value, and unset means "as before the reboot"); the
+            # daemon starts those that should run once the firewall is loaded.
+            AUTOSTART_KEY: "false",
             OWNER_KEY: user,
             ROLE_KEY: ROLE_ENVIRONMENT,
         },

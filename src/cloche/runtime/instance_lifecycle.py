@@ -322,6 +322,11 @@ class InstanceLifecycle(InstanceExec):
             # PUT, not PATCH: LXD's PATCH merges devices, so it cannot remove one.
             self.api.send("put", ("instances", name), _CHANGE_SECONDS, body=body)
 
+    def set_config(self, name: str, values: Mapping[str, str]) -> None:
+        """Set keys of the instance's own config (PATCH merges: the others stay)."""
+        with self.api.refusals(f"change the config of {name!r}"):
+            self._patch(name, {"config": dict(values)})
+
     def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
         """Change CPU, memory, process and root disk limits (applied live when running)."""
         with self.api.refusals(f"change the limits of {name!r}"):

@@ -64,6 +64,9 @@ class Instances(Protocol):
     ) -> None:
         """Add or replace, and remove, devices of the instance itself (profiles' stay)."""
 
+    def set_config(self, name: str, values: Mapping[str, str]) -> None:
+        """Set keys of the instance's own config (the others stay)."""
+
     def set_limits(self, name: str, limits: Limits) -> InstanceInfo:
         """Change CPU, memory, process and root disk limits (applied live when running)."""
 
