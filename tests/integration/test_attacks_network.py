@@ -8,18 +8,24 @@ bridge of this machine.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloche.host import nftables
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
-from tests.integration.conftest import apt_mirror_host
+from tests.integration.conftest import apt_mirror_host, lxc
 from tests.integration.test_environments import make_user, remove_user
-from tests.integration.test_firewall import AUDIT_LOG, SMALL, env_address, in_env
+from tests.integration.test_firewall import AUDIT_LOG, GATEWAY, SMALL, env_address, in_env
 
 UDP_PORT = 5399
 TCP_PORT = 5400
@@ -151,13 +157,12 @@ def test_a_spoofed_source_from_another_tenant_never_arrives(victims: Victims) ->
         in_env(attacker, "ip", "addr", "del", f"{own}/16", "dev", "eth0")
 
 
-def _mismatches_since(moment: datetime, target: str) -> list[dict[str, object]]:
+def _events_since(moment: datetime, action: str, target: str) -> list[dict[str, Any]]:
     found = []
     for line in AUDIT_LOG.read_text().splitlines():
         event = json.loads(line)
         when = datetime.fromisoformat(str(event["time"]))
-        wanted = event["action"] == "found address mismatch" and event["target"] == target
-        if wanted and when >= moment:
+        if event["action"] == action and event["target"] == target and when >= moment:
             found.append(event)
     return found
 
@@ -189,7 +194,7 @@ def test_an_address_the_guest_configures_is_never_adopted(victims: Victims) -> N
             remove_user(other)
         # The reconciler (every 60 s) audits the mismatch once and host status names it.
         deadline = time.monotonic() + 75
-        while not _mismatches_since(started, attacker):
+        while not _events_since(started, "found address mismatch", attacker):
             assert time.monotonic() < deadline, "the mismatch was never audited"
             time.sleep(2)
         status = cloche("host", "status", "--json")
@@ -217,3 +222,74 @@ def test_egress_none_resolves_no_names(victims: Victims) -> None:
     finally:
         cloche_ok("egress", attacker, "open")
     assert in_env(attacker, "getent", "hosts", name).returncode == 0
+
+
+# Runs at the attacker's boot: for 20 s, tries to reach the victim (it must never arrive) and
+# the gateway's SSH (the positive control: the probe ran and the network was up).
+BOOT_PROBE = """
+import socket, sys, time
+target, gateway = sys.argv[1], sys.argv[2]
+deadline = time.time() + 20
+with open("/root/probe.log", "a") as log:
+    while time.time() < deadline:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.sendto(b"boot-probe", (target, PORT_UDP))
+        udp.close()
+        for host, port, what in ((target, PORT_TCP, "victim"), (gateway, 22, "gateway")):
+            try:
+                socket.create_connection((host, port), timeout=0.3).close()
+                log.write(what + " ok" + chr(10))
+            except OSError:
+                pass
+        log.flush()
+        time.sleep(0.2)
+""".replace("PORT_UDP", str(UDP_PORT)).replace("PORT_TCP", str(TCP_PORT))
+
+
+def _kill_the_daemon() -> None:
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "kill", "-s", "KILL", "cloche"], check=True, timeout=30)
+    else:
+        os.kill(int(Path("/var/lib/cloche/run/cloche.pid").read_text()), signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def test_at_boot_environments_start_only_after_the_firewall(victims: Victims) -> None:
+    attacker, listener = f"{victims.attacker}/evil", f"{victims.victim}/listener"
+    project, target = f"cloche-{victims.attacker}", victims.addresses[listener]
+    autostart = lxc("config", "get", "evil", "boot.autostart", "--project", project)
+    assert autostart.stdout.strip() == "false"  # LXD itself would start nothing at boot
+    unit = (
+        "[Unit]\\nAfter=network.target\\n[Service]\\nType=simple\\n"
+        f"ExecStart=/usr/bin/python3 /root/probe.py {target} {GATEWAY}\\n"
+        "[Install]\\nWantedBy=multi-user.target\\n"
+    )
+    in_env(attacker, "sh", "-c", f"cat > /root/probe.py <<'EOF'\n{BOOT_PROBE}\nEOF")
+    in_env(attacker, "sh", "-c", f"printf '{unit}' > /etc/systemd/system/probe.service")
+    in_env(attacker, "systemctl", "enable", "probe.service")
+    in_env(listener, "sh", "-c", "rm -f /root/heard")
+    started = datetime.now(UTC)
+    # A reboot, as far as cloche can tell: no daemon, the instance stopped, no table.
+    _kill_the_daemon()
+    try:
+        lxc("stop", "evil", "--project", project, "--force")
+        nftables.delete_ruleset()
+        cloche_ok("host", "init")  # what a boot runs: the table, then the daemon
+        deadline = time.monotonic() + 90
+        while cloche_json("info", attacker)["state"] != "Running":
+            assert time.monotonic() < deadline, "the daemon did not start the environment"
+            time.sleep(1)
+    finally:
+        if nftables.current_ruleset() is None:
+            cloche("host", "init")
+    time.sleep(25)  # the probe's 20 s at boot
+    probe_log = in_env(attacker, "sh", "-c", "cat /root/probe.log 2>/dev/null || true").stdout
+    assert "gateway ok" in probe_log  # positive control: it ran, with the network up
+    assert "victim ok" not in probe_log
+    assert "boot-probe" not in heard(listener)
+    boots = [
+        event
+        for event in _events_since(started, "started environment", attacker)
+        if (event.get("details") or {}).get("why") == "boot"
+    ]
+    assert len(boots) == 1

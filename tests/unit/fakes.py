@@ -538,6 +538,7 @@ class FakeFirewall:
     table: str | None = None
     loads: int = 0
     refuse: str | None = None
+    forgotten: list[str] = field(default_factory=list)
 
     def current(self) -> str | None:
         """The loaded script, standing in for nft's listing of it."""
@@ -549,6 +550,10 @@ class FakeFirewall:
             raise HostFailure(f"nft refused the firewall script: {self.refuse}.")
         self.table = text
         self.loads += 1
+
+    def forget_connections(self, address: str) -> None:
+        """Remember whose connections were dropped."""
+        self.forgotten.append(address)
 
 
 @dataclass

@@ -273,6 +273,7 @@ def test_resize_beyond_quota_is_refused_and_changes_nothing(context: FakeContext
 
 def test_rm_deletes_the_instance_then_the_record(context: FakeContext) -> None:
     create(context, "web")
+    address = context.database.environments.get("alice", "web").address
     context.fake.calls.clear()
     status_at_delete: list[str] = []
     context.fake.before["delete"] = lambda project, name: status_at_delete.append(
@@ -284,6 +285,8 @@ def test_rm_deletes_the_instance_then_the_record(context: FakeContext) -> None:
     assert wait_operation(context, operation_id).status == "succeeded"
     assert status_at_delete == ["deleting"]
     assert "web" not in context.fake.instance_names(PROJECT)
+    # The released address keeps no tracked flow for whoever gets it next.
+    assert context.host.firewall.forgotten == [address]  # type: ignore[attr-defined]
     with pytest.raises(NotFound):
         context.database.environments.get("alice", "web")
     assert [e.outcome for e in events(context, "removed environment")] == ["succeeded"]

@@ -130,6 +130,10 @@ def test_set_egress_stores_loads_and_audits(context: FakeContext) -> None:
     assert '10.120.0.10 . 10.0.0.0/8 comment "alice/web"' in (fake_table(context).table or "")
     [event] = events(context, "changed egress")
     assert (event.actor, event.target, event.outcome) == ("carol", "alice/web", "succeeded")
+    # Flows the old policy let through end with the change; an unchanged policy ends nothing.
+    assert fake_table(context).forgotten == ["10.120.0.10"]
+    firewall.set_egress(context, "carol", "alice", "web", "allow:10.0.0.0/8")
+    assert fake_table(context).forgotten == ["10.120.0.10"]
 
 
 def test_a_failed_load_keeps_the_previous_egress(context: FakeContext) -> None:
@@ -140,6 +144,7 @@ def test_a_failed_load_keeps_the_previous_egress(context: FakeContext) -> None:
     with pytest.raises(HostFailure):
         firewall.set_egress(context, "carol", "alice", "web", "none")
     assert firewall.egress_of(context, "alice", "web") == "open"
+    assert fake_table(context).forgotten == []
     [event] = events(context, "changed egress")
     assert event.outcome == "failed"
 

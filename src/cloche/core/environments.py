@@ -180,8 +180,11 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
 def destroy(context: Context, user: str, name: str) -> None:
     """Delete the instance, then the record (so a crash leaves a record to repair, never junk)."""
     had_http_routes = routes.has_http_routes(context, user, name)
-    context.database.environments.update(user, name, status="deleting")
+    env = context.database.environments.update(user, name, status="deleting")
     context.user_instances(user).delete(name)
+    if env.address:
+        # Before the address is free for the next environment: no flow of this one's outlives it.
+        context.host.firewall.forget_connections(env.address)
     # Its routes go with the record; the firewall and Caddy then drop them too.
     context.database.environments.delete(user, name)
     ssh_access.converge_user(context, user)

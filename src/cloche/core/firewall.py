@@ -141,7 +141,8 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
         user_name, env_name = check_user_name(user), check_environment_name(name)
         stored = format_egress(parse_egress(egress))
         with context.locked(f"egress:{target}"):
-            previous = context.database.environments.get(user_name, env_name).egress
+            env = context.database.environments.get(user_name, env_name)
+            previous = env.egress
             with Reverter() as revert:
                 context.database.environments.update(user_name, env_name, egress=stored)
                 revert.add(
@@ -152,6 +153,10 @@ def set_egress(context: Context, actor: str, user: str, name: str, egress: str) 
                 )
                 converge_firewall(context, actor)
                 revert.success()
+            if env.address and stored != previous:
+                # Established flows pass the rules before egress is checked: end them, so
+                # what the new policy forbids stops now (allowed ones simply reconnect).
+                context.host.firewall.forget_connections(env.address)
         return EgressChange(user_name, env_name, stored, previous)
 
 

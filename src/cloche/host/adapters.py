@@ -20,7 +20,9 @@ from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.logs import new_file_lines, new_journal_lines
 from cloche.host.ports import host_port_in_use
 from cloche.host.run import run
+from cloche.model.errors import HostFailure
 from cloche.model.host import CaddyService, PathKind
+from cloche.model.text import output_tail
 
 
 class HostFiles:
@@ -54,6 +56,18 @@ class HostFirewall:
         """Turn br_netfilter on, then check and load the script (restored on failure)."""
         nftables.ensure_bridge_netfilter()
         nftables.apply_ruleset(text)
+
+    def forget_connections(self, address: str) -> None:
+        """conntrack -D of every entry from or to address (none found is not a failure)."""
+        for direction in ("--src", "--dst"):
+            result = run(["conntrack", "-D", direction, address], check=False, timeout=30)
+            # 1: no entry matched; anything else is conntrack failing.
+            if result.returncode not in (0, 1):
+                raise HostFailure(
+                    f"Could not forget the connections of {address}: "
+                    f"{output_tail(result.stderr, lines=1) or 'no output'}; install conntrack "
+                    "('cloche host init') and retry."
+                )
 
 
 class HostProxy:

@@ -17,6 +17,7 @@ REQUIRED_PACKAGES: tuple[str, ...] = (
     "openssh-server",
     "openssh-client",
     "nftables",
+    "conntrack",
     "caddy",
     "restic",
     "zstd",

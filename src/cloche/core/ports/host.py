@@ -33,6 +33,10 @@ class Firewall(Protocol):
     def apply(self, text: str) -> None:
         """Check and load an nft script that replaces the table, atomically."""
 
+    def forget_connections(self, address: str) -> None:
+        """Drop the connection-tracking entries from and to address, so no flow the rules
+        allowed before outlives a change (a tighter egress, a released address)."""
+
 
 class Proxy(Protocol):
     """Caddy, which serves http(s) routes."""
