@@ -471,3 +471,62 @@ def test_the_reconciler_restores_a_deleted_table_and_audits_it_once(tenants: Ten
     assert not curl_ok(
         f"{tenants.a}/one", f"http://{tenants.addresses[f'{tenants.b}/one']}:{HTTP_PORT}/"
     )
+
+
+UDP_COUNTER = (
+    "import socket, sys\n"
+    "server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "server.bind(('0.0.0.0', int(sys.argv[1])))\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    server.recv(64)\n"
+    "    print('got', flush=True)\n"
+)
+
+UDP_SENDER = (
+    "import socket, sys, time\n"
+    "udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "udp.bind(('0.0.0.0', 40999))\n"
+    "deadline = time.time() + 40\n"
+    "while time.time() < deadline:\n"
+    "    udp.sendto(b'flow', (sys.argv[1], int(sys.argv[2])))\n"
+    "    time.sleep(0.1)\n"
+)
+
+
+def test_a_tighter_egress_ends_a_flow_already_established(tenants: Tenants) -> None:
+    a_one, port = f"{tenants.a}/one", 5301
+    with namespace() as netns:
+        counter = subprocess.Popen(
+            ["ip", "netns", "exec", netns.name, "python3", "-c", UDP_COUNTER, str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        received: list[str] = []
+        try:
+            assert counter.stdout is not None
+            assert counter.stdout.readline().strip() == "ready"
+            reader = threading.Thread(
+                target=lambda: received.extend(iter(counter.stdout.readline, "")),  # type: ignore[union-attr]
+                daemon=True,
+            )
+            reader.start()
+            in_env(
+                a_one,
+                "sh",
+                "-c",
+                f'setsid python3 -c "{UDP_SENDER}" {netns.internet} {port} >/dev/null 2>&1 &',
+            )
+            deadline = time.monotonic() + 10
+            while not received:  # positive control: the flow arrives under 'open'
+                assert time.monotonic() < deadline, "the flow never arrived"
+                time.sleep(0.2)
+            cloche_ok("egress", a_one, "none")
+            time.sleep(1)
+            before = len(received)
+            time.sleep(3)
+            assert len(received) == before, "the established flow outlived 'egress none'"
+        finally:
+            cloche_ok("egress", a_one, "open")
+            counter.kill()
+            counter.wait(timeout=10)

@@ -247,7 +247,7 @@ def test_copy_keeps_the_template_idmap_and_boots_with_its_limits(
         assert mem_kib * 1024 == SMALL.memory_bytes
     state = tenant.instances.state(name)
     assert state.status == "Running"
-    assert state.ipv4 is not None and state.ipv4.startswith(tenant.subnet_prefix)
+    assert len(state.addresses) == 1 and state.addresses[0].startswith(tenant.subnet_prefix)
     assert state.memory_bytes > 0 and state.processes > 0
     assert "[  OK  ]" in tenant.instances.console_log(name)
 
