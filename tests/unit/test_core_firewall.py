@@ -191,3 +191,19 @@ def test_a_new_env_is_in_its_tenants_set_before_it_starts_and_leaves_on_removal(
         operation = environments.request_remove(context, "carol", "carol", "web")
         assert wait_operation(context, operation).status == "succeeded"
         assert "carol/web" not in (fake_table(context).table or "")
+
+
+def test_a_table_deleted_while_the_desired_one_changes_is_still_drift(
+    context: FakeContext,
+) -> None:
+    table = fake_table(context)
+    firewall.converge_firewall(context, "tester")
+    table.table = None  # deleted by hand ...
+    _add_env(context, "bob", "later", "10.120.0.14")  # ... while the environments change
+    assert firewall.converge_firewall(context, reconcile.ACTOR) is True
+    repairs = events(context, "repaired firewall")
+    assert [event.details for event in repairs] == [{"was": "missing"}]
+    assert '10.120.0.14 comment "bob/later"' in (table.table or "")
+    _add_env(context, "bob", "third", "10.120.0.15")  # positive control: a change alone
+    assert firewall.converge_firewall(context, reconcile.ACTOR) is True
+    assert len(events(context, "repaired firewall")) == 1

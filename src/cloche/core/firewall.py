@@ -3,10 +3,10 @@
 Desired state: the config's mode, bridge, gateway and SSH port, the host ports of published
 tcp/udp routes, and every environment that has an address (its owner, name and egress policy).
 converge_firewall renders it, loads it atomically (checked first, the previous table restored on
-failure) and keeps the script it loaded in STATE_DIR/firewall.nft. When the live table was not
-what that script gives although the desired script did not change, someone or something changed
-it behind cloche's back: that drift is repaired by the same load and audited once as "repaired
-firewall".
+failure) and keeps the script it loaded in STATE_DIR/firewall.nft and nft's listing of the result
+in STATE_DIR/firewall.listing. When the live table is not that listing, someone or something
+changed it behind cloche's back: that drift is repaired by the same load and audited once as
+"repaired firewall".
 
 It runs before a new environment starts (so its address is never in a stale tenant set), after
 one is removed, on an egress change, at daemon start, every reconciler pass and in host init.
@@ -36,6 +36,8 @@ from cloche.render.nftables import TABLE, render_ruleset
 log = logging.getLogger(__name__)
 
 STATE_FILE = "firewall.nft"
+# The live table as nft listed it right after cloche loaded it: what drift is measured against.
+LISTING = "firewall.listing"
 HOST_INIT_ACTOR = "cloche-host-init"
 
 
@@ -83,18 +85,24 @@ def desired_policy(context: Context) -> FirewallPolicy:
 
 
 def converge_firewall(context: Context, actor: str) -> bool:
-    """Render and load the desired table; True if the live table changed. Audits drift once."""
+    """Render and load the desired table; True if the live table changed. Audits drift once.
+
+    Drift is a live table other than the listing cloche's own last load left, whatever the
+    desired table is now (it changes with the environments, routes and the host's networks).
+    """
     with context.locked("firewall"):
         text = render_ruleset(desired_policy(context))
-        state_file = context.state_dir / STATE_FILE
-        last = context.host.files.read(state_file)
+        files = context.host.files
+        script_file, listing_file = (context.state_dir / name for name in (STATE_FILE, LISTING))
+        loaded = files.read(listing_file)
         before = context.host.firewall.current()
         context.host.firewall.apply(text)
         after = context.host.firewall.current()
-        if last != text:
-            context.host.files.write(state_file, text, mode=0o600)
-        changed = before != after
-        if changed and last == text:
+        if files.read(script_file) != text:
+            files.write(script_file, text, mode=0o600)
+        if after is not None and after != loaded:
+            files.write(listing_file, after, mode=0o600)
+        if loaded is not None and before != loaded:
             log.warning("the firewall table %s had drifted; restored it", TABLE)
             context.record(
                 actor,
@@ -102,7 +110,7 @@ def converge_firewall(context: Context, actor: str) -> bool:
                 TABLE,
                 details={"was": "missing" if before is None else "changed by hand"},
             )
-        return changed
+        return before != after
 
 
 def converge_quietly(context: Context, actor: str) -> None:
