@@ -13,6 +13,7 @@ from cloche.core.context import HostEffects
 from cloche.host.adapters import HostFiles
 from cloche.model.errors import HostFailure, Invalid
 from tests.unit.fakes import FakeProxy, FakeServices
+from tests.unit.golden import assert_golden
 
 FILES = HostFiles()
 
@@ -43,6 +44,12 @@ class _Kernel:
     def persist(self, path: Path, text: str) -> bool:
         self.touched = True
         return False
+
+    def module_is_loadable(self, name: str) -> bool:
+        return False  # br_netfilter built in, as on the project's machines
+
+    def load_module(self, name: str) -> None:
+        raise AssertionError("nothing to load")
 
 
 def test_no_install_names_the_missing_packages_and_stops(tmp_path: Path) -> None:
@@ -133,3 +140,52 @@ def test_status_has_a_proxy_line(config: dict[str, Any] | None, ok: bool, detail
     assert (status.ok, status.detail.startswith(detail)) == (ok, True), status.detail
     if not ok:
         assert status.detail.endswith("run 'cloche host init'.")
+
+
+class _ModularKernel(_Kernel):
+    """A kernel where br_netfilter is a loadable module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def module_is_loadable(self, name: str) -> bool:
+        return name == "br_netfilter"
+
+    def load_module(self, name: str) -> None:
+        self.loaded.append(name)
+
+
+class _Files(HostFiles):
+    """Files, with cloche's host paths moved under a test directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _under(self, path: Path) -> Path:
+        return self.root / path.relative_to("/")
+
+    def read(self, path: Path) -> str | None:
+        return super().read(self._under(path))
+
+    def write(self, path: Path, content: str | bytes, mode: int = 0o644) -> None:
+        super().write(self._under(path), content, mode)
+
+
+def test_br_netfilter_is_loaded_now_and_at_every_boot_where_it_is_a_module(
+    tmp_path: Path,
+) -> None:
+    kernel = _ModularKernel()
+    effects = HostEffects(kernel=kernel, files=_Files(tmp_path))
+    report = host.InitReport()
+    host.converge_bridge_module(effects, report)
+    assert kernel.loaded == ["br_netfilter"]
+    written = tmp_path / "etc/modules-load.d/cloche.conf"
+    assert_golden("sysctl/modules-load.conf", written.read_text())
+    assert report.changes == ["loaded br_netfilter at boot (/etc/modules-load.d/cloche.conf)"]
+    again = host.InitReport()
+    host.converge_bridge_module(effects, again)
+    assert again.changes == []  # the file is cloche's already
+    built_in = HostEffects(kernel=_Kernel(), files=_Files(tmp_path / "other"))
+    host.converge_bridge_module(built_in, host.InitReport())
+    assert not (tmp_path / "other").exists()  # nothing to load, nothing written

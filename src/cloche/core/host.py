@@ -98,8 +98,20 @@ def _apply_step(lxd: LxdServer, step: Step) -> None:
     actions[(step.kind, step.action)](step.request)
 
 
+def converge_bridge_module(host: HostEffects, report: InitReport) -> None:
+    """Load br_netfilter and have it loaded at every boot, where it is a module at all."""
+    if not host.kernel.module_is_loadable(sysctl_render.BRIDGE_MODULE):
+        return  # built in (or missing: the firewall step then says so in one sentence)
+    host.kernel.load_module(sysctl_render.BRIDGE_MODULE)
+    path, text = Path(sysctl_render.MODULES_FILE), sysctl_render.render_modules_load()
+    if host.files.read(path) != text:
+        host.files.write(path, text)
+        report.changes.append(f"loaded br_netfilter at boot ({sysctl_render.MODULES_FILE})")
+
+
 def converge_kernel_settings(host: HostEffects, report: InitReport) -> None:
     """Raise the kernel settings below cloche's minimum now, and persist them."""
+    converge_bridge_module(host, report)
     current = host.kernel.read(sysctl_render.MINIMUM_KERNEL_SETTINGS)
     to_raise = sysctl_render.settings_to_raise(current)
     host.kernel.apply(to_raise)

@@ -7,6 +7,7 @@ import glob
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,6 +183,17 @@ class HostKernelSettings:
     def persist(self, path: Path, text: str) -> bool:
         """Write the sysctl.d file; True if it changed."""
         return sysctl.persist_settings(path, text)
+
+    def module_is_loadable(self, name: str) -> bool:
+        """modinfo names a module file for name (not '(builtin)')."""
+        if shutil.which("modinfo") is None:
+            return False
+        found = run(["modinfo", "-F", "filename", name], check=False, timeout=10)
+        return found.ok and found.stdout.strip() not in ("", "(builtin)")
+
+    def load_module(self, name: str) -> None:
+        """modprobe name."""
+        run(["modprobe", name], timeout=30)
 
 
 class HostLxdDaemon:

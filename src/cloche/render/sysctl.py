@@ -21,6 +21,19 @@ MINIMUM_KERNEL_SETTINGS: dict[str, int] = {
 }
 
 SYSCTL_FILE = "/etc/sysctl.d/60-cloche.conf"
+# Where br_netfilter is a loadable module (not built in), it must be loaded at every boot before
+# the settings above can be applied and before any environment starts.
+BRIDGE_MODULE = "br_netfilter"
+MODULES_FILE = "/etc/modules-load.d/cloche.conf"
+
+
+def render_modules_load() -> str:
+    """The modules-load.d file that loads br_netfilter at boot."""
+    return (
+        "# Written by 'cloche host init': bridged traffic between environments must pass the\n"
+        "# firewall's forward hook (tenant isolation), which needs br_netfilter.\n"
+        f"{BRIDGE_MODULE}\n"
+    )
 
 
 def settings_to_raise(current: Mapping[str, int | None]) -> dict[str, int]:

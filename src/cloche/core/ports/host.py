@@ -116,6 +116,12 @@ class KernelSettings(Protocol):
     def persist(self, path: Path, text: str) -> bool:
         """Write the sysctl.d file so they survive a reboot; True if it changed."""
 
+    def module_is_loadable(self, name: str) -> bool:
+        """Whether name is a kernel module this host can load (False when built in or absent)."""
+
+    def load_module(self, name: str) -> None:
+        """Load a kernel module now (nothing when it is loaded already)."""
+
 
 class LxdDaemon(Protocol):
     """The LXD daemon process (and lxcfs) on this host."""
