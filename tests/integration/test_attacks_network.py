@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -293,3 +294,44 @@ def test_at_boot_environments_start_only_after_the_firewall(victims: Victims) ->
         if (event.get("details") or {}).get("why") == "boot"
     ]
     assert len(boots) == 1
+
+
+# Sends gratuitous ARP replies from eth0 claiming argv[1] for this environment's own MAC.
+GRATUITOUS_ARP = """
+import socket, struct, sys
+claimed = socket.inet_aton(sys.argv[1])
+mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, mac, claimed, b"\\xff" * 6, claimed)
+frame = b"\\xff" * 6 + mac + struct.pack("!H", 0x0806) + arp
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind(("eth0", 0))
+for _ in range(5):
+    raw.send(frame)
+"""
+
+
+def _neighbour_mac(address: str) -> str:
+    shown = subprocess.run(
+        ["ip", "neigh", "show", address], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return shown[shown.index("lladdr") + 1] if "lladdr" in shown else ""
+
+
+def test_gratuitous_arp_for_another_tenants_address_pulls_no_traffic(victims: Victims) -> None:
+    attacker, listener = f"{victims.attacker}/evil", f"{victims.victim}/listener"
+    target = victims.addresses[listener]
+    project = f"cloche-{victims.victim}"
+    victim_mac = lxc("config", "get", "listener", "volatile.eth0.hwaddr", "--project", project)
+    # Positive control: the host reaches the victim and knows its real MAC.
+    in_env(listener, "sh", "-c", "rm -f /root/heard")
+    with socket.create_connection((target, TCP_PORT), timeout=3) as connection:
+        connection.sendall(b"before-arp")
+    assert wait_heard(listener, "before-arp")
+    assert _neighbour_mac(target) == victim_mac.stdout.strip()
+    sent = in_env(attacker, "python3", "-c", GRATUITOUS_ARP, target)
+    assert sent.returncode == 0, sent.stderr  # the frames left the attacker's eth0
+    time.sleep(1)
+    assert _neighbour_mac(target) == victim_mac.stdout.strip()
+    with socket.create_connection((target, TCP_PORT), timeout=3) as connection:
+        connection.sendall(b"after-arp")
+    assert wait_heard(listener, "after-arp")  # still the victim's, not pulled to the attacker

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloche.api.app import create_app
-from cloche.core import environments, firewall, reconcile
+from cloche.core import environments, firewall, host, reconcile
 from cloche.model.config import ClocheConfig, parse_config
 from cloche.model.egress import normalize_egress, parse_egress
 from cloche.model.errors import HostFailure, Invalid, NotFound
@@ -207,3 +207,27 @@ def test_a_table_deleted_while_the_desired_one_changes_is_still_drift(
     _add_env(context, "bob", "third", "10.120.0.15")  # positive control: a change alone
     assert firewall.converge_firewall(context, reconcile.ACTOR) is True
     assert len(events(context, "repaired firewall")) == 1
+
+
+def test_a_failed_load_is_kept_for_host_status_until_a_good_one(context: FakeContext) -> None:
+    table = fake_table(context)
+    firewall.converge_firewall(context, "tester")
+    good = table.table
+    effects = context.host
+    assert host._check_firewall(effects, context.config, context.state_dir).startswith(
+        "table inet cloche loaded"
+    )
+    table.refuse = "syntax error, unexpected junk"
+    _add_env(context, "bob", "later", "10.120.0.14")
+    with pytest.raises(HostFailure):
+        firewall.converge_firewall(context, "tester")
+    assert table.table == good  # the previous table stays
+    with pytest.raises(HostFailure, match=r"the last firewall load failed .*syntax error"):
+        host._check_firewall(effects, context.config, context.state_dir)
+    table.refuse = None
+    firewall.converge_firewall(context, "tester")
+    assert not (context.state_dir / firewall.LOAD_ERROR).exists()
+    assert "loaded" in host._check_firewall(effects, context.config, context.state_dir)
+    table.table = (table.table or "") + "\n# added by hand"
+    with pytest.raises(HostFailure, match="not what cloche loaded"):
+        host._check_firewall(effects, context.config, context.state_dir)

@@ -125,7 +125,9 @@ def status(
             raise HostFailure(detail)
         return detail
 
-    results = _core_host().host_status(path, extra_checks={"image": check_image})
+    results = _core_host().host_status(
+        path, extra_checks={"image": check_image}, state_dir=STATE_DIR
+    )
     if as_json:
         console().print_json(
             json.dumps(

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "firewall.nft"
 # The live table as nft listed it right after cloche loaded it: what drift is measured against.
 LISTING = "firewall.listing"
+# Why the last load failed (the previous table stayed); gone after a good load. 'host status'
+# fails while it exists.
+LOAD_ERROR = "firewall.error"
 HOST_INIT_ACTOR = "cloche-host-init"
 
 
@@ -96,7 +99,12 @@ def converge_firewall(context: Context, actor: str) -> bool:
         script_file, listing_file = (context.state_dir / name for name in (STATE_FILE, LISTING))
         loaded = files.read(listing_file)
         before = context.host.firewall.current()
-        context.host.firewall.apply(text)
+        try:
+            context.host.firewall.apply(text)
+        except ClocheError as error:
+            files.write(context.state_dir / LOAD_ERROR, str(error), mode=0o600)
+            raise
+        files.remove(context.state_dir / LOAD_ERROR)
         after = context.host.firewall.current()
         if files.read(script_file) != text:
             files.write(script_file, text, mode=0o600)

@@ -301,11 +301,24 @@ def _check_sshd(host: HostEffects) -> str:
     return "running, key-only, jump accounts forward-only"
 
 
-def _check_firewall(host: HostEffects, config: ClocheConfig) -> str:
-    if host.firewall.current() is None:
+def _check_firewall(host: HostEffects, config: ClocheConfig, state_dir: Path) -> str:
+    live = host.firewall.current()
+    if live is None:
         raise HostFailure(
             "the nftables table inet cloche is missing (no tenant isolation); "
             "run 'cloche host init'."
+        )
+    failed = host.files.read(state_dir / firewall.LOAD_ERROR)
+    if failed:
+        raise HostFailure(
+            f"the last firewall load failed ({failed.rstrip('.')}), so the table is an older "
+            "one; fix the cause and run 'cloche host init'."
+        )
+    loaded = host.files.read(state_dir / firewall.LISTING)
+    if loaded is not None and live != loaded:
+        raise HostFailure(
+            "table inet cloche is not what cloche loaded (changed by hand); the reconciler "
+            "puts it back within a minute, or run 'cloche host init'."
         )
     return f"table inet cloche loaded, mode {config.firewall.mode}"
 
@@ -347,6 +360,7 @@ def host_status(
     config_path: Path,
     extra_checks: Mapping[str, Callable[[], str]] | None = None,
     host: HostEffects | None = None,
+    state_dir: Path = Path("/var/lib/cloche"),
 ) -> list[ComponentStatus]:
     """One status per component; each failed one carries the fix in its detail."""
     host = host or HostEffects()
@@ -369,7 +383,7 @@ def host_status(
     results += [
         _status_of("daemon", functools.partial(_check_daemon, host)),
         _status_of("addresses", functools.partial(_check_addresses, host)),
-        _status_of("firewall", functools.partial(_check_firewall, host, config)),
+        _status_of("firewall", functools.partial(_check_firewall, host, config, state_dir)),
         _status_of("sshd", functools.partial(_check_sshd, host)),
         _status_of("proxy", functools.partial(_check_proxy, host)),
     ]

@@ -37,6 +37,10 @@ class HostFiles:
         """Replace the file atomically."""
         write_atomically(path, content, mode=mode)
 
+    def remove(self, path: Path) -> None:
+        """Remove the file, if there is one."""
+        path.unlink(missing_ok=True)
+
     def kind(self, path: Path) -> PathKind:
         """Whether path is missing, a block device or something else."""
         try:

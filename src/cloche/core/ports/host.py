@@ -20,6 +20,9 @@ class Files(Protocol):
     def write(self, path: Path, content: str | bytes, mode: int = 0o644) -> None:
         """Replace the file atomically with content."""
 
+    def remove(self, path: Path) -> None:
+        """Remove the file (nothing when it does not exist)."""
+
     def kind(self, path: Path) -> PathKind:
         """Whether path is missing, a block device or something else."""
 
