@@ -335,3 +335,69 @@ def test_gratuitous_arp_for_another_tenants_address_pulls_no_traffic(victims: Vi
     with socket.create_connection((target, TCP_PORT), timeout=3) as connection:
         connection.sendall(b"after-arp")
     assert wait_heard(listener, "after-arp")  # still the victim's, not pulled to the attacker
+
+
+# Answers every datagram, so connection tracking holds the flow as established (a reply seen).
+UDP_LISTEN = f"""
+import socket
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("0.0.0.0", {UDP_PORT}))
+while True:
+    data, source = server.recvfrom(512)
+    server.sendto(b"echo", source)
+    with open("/root/flow", "a") as log:
+        log.write(source[0] + " " + data.decode(errors="replace") + chr(10))
+"""
+
+UDP_KEEP_SENDING = f"""
+import socket, sys, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("0.0.0.0", 41999))
+deadline = time.time() + 90
+while time.time() < deadline:
+    udp.sendto(b"kept-alive", (sys.argv[1], {UDP_PORT}))
+    time.sleep(0.1)
+"""
+
+
+def _flow(address: str) -> str:
+    return in_env(address, "sh", "-c", "cat /root/flow 2>/dev/null || true").stdout
+
+
+def test_a_flow_to_a_released_address_never_reaches_its_next_owner() -> None:
+    users: list[str] = []
+    try:
+        first = make_user("--max-envs", "2", "--cpu", "2", "--memory", "2GiB", "--disk", "40GiB")
+        users.append(first)
+        second = make_user("--max-envs", "1", "--cpu", "1", "--memory", "1GiB", "--disk", "20GiB")
+        users.append(second)
+        sender, old = f"{first}/sender", f"{first}/old"
+        for address in (sender, old):
+            cloche_ok("create", address, *SMALL)
+        released = env_address(old)
+        in_env(old, "sh", "-c", f"setsid python3 -c '{UDP_LISTEN}' >/dev/null 2>&1 </dev/null &")
+        in_env(
+            sender,
+            "sh",
+            "-c",
+            f"setsid python3 -c '{UDP_KEEP_SENDING}' {released} >/dev/null 2>&1 </dev/null &",
+        )
+        deadline = time.monotonic() + 10
+        while "kept-alive" not in _flow(old):  # positive control: the tenant's own flow
+            assert time.monotonic() < deadline, "the flow within the tenant never arrived"
+            time.sleep(0.5)
+        cloche_ok("rm", old, "--yes")
+        heir = f"{second}/heir"
+        cloche_ok("create", heir, *SMALL)
+        assert env_address(heir) == released  # the lowest free address: the one just released
+        in_env(heir, "sh", "-c", f"setsid python3 -c '{UDP_LISTEN}' >/dev/null 2>&1 </dev/null &")
+        time.sleep(1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.sendto(b"from-the-host", (released, UDP_PORT))  # positive control: it listens
+        time.sleep(3)  # the sender keeps sending every 0.1 s all along
+        arrived = _flow(heir)
+        assert "from-the-host" in arrived
+        assert "kept-alive" not in arrived
+    finally:
+        for name in users:
+            remove_user(name)
