@@ -528,8 +528,10 @@ def test_removing_a_jump_account_ends_its_tunnels(jump_host: JumpHost) -> None:
     host = jump_host
     host.apply(host.good_dropin())
     local = free_port()
+    # Keepalives: the client notices within seconds a server side that is gone without a FIN.
+    alive = ("-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3")
     tunnel = subprocess.Popen(
-        host.ssh_argv("-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{host.allowed.port}"),
+        host.ssh_argv(*alive, "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{host.allowed.port}"),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -543,7 +545,7 @@ def test_removing_a_jump_account_ends_its_tunnels(jump_host: JumpHost) -> None:
         wait_for(listening, "ssh -L to listen")
         remove_authorized_keys(host.user, host.keys_dir)
         assert remove_jump_account(host.user, host.group)
-        assert tunnel.wait(timeout=15) != 0
+        assert tunnel.wait(timeout=30) != 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             tunnel.kill()
