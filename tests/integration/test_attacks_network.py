@@ -26,10 +26,19 @@ from cloche.host import nftables
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
 from tests.integration.conftest import apt_mirror_host, lxc
 from tests.integration.test_environments import make_user, remove_user
-from tests.integration.test_firewall import AUDIT_LOG, GATEWAY, SMALL, env_address, in_env
+from tests.integration.test_firewall import (
+    AUDIT_LOG,
+    GATEWAY,
+    SMALL,
+    env_address,
+    in_env,
+    namespace,
+    udp_received,
+)
 
 UDP_PORT = 5399
 TCP_PORT = 5400
+UDP6_PORT = 5401
 
 # Listens on UDP_PORT and TCP_PORT in the background and appends each sender's address to a file.
 LISTENER = f"""
@@ -52,8 +61,29 @@ def tcp():
         with open("/root/heard", "a") as log:
             log.write("tcp " + source[0] + " " + data.decode(errors="replace") + chr(10))
         connection.close()
+def udp6():
+    server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    server.bind(("::", {UDP6_PORT}))
+    while True:
+        data, source = server.recvfrom(512)
+        with open("/root/heard", "a") as log:
+            log.write("udp6 " + source[0] + " " + data.decode(errors="replace") + chr(10))
 threading.Thread(target=udp, daemon=True).start()
+threading.Thread(target=udp6, daemon=True).start()
 tcp()
+"""
+
+# Sends argv[3] UDP datagrams and ICMPv6 echo requests to the link-local address argv[1] on eth0.
+SEND6 = f"""
+import socket, sys
+target, marker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+scope = socket.if_nametoindex("eth0")
+udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+echo = bytes([128, 0, 0, 0, 0, 1, 0, 1]) + marker.encode()
+for _ in range(count):
+    udp.sendto(marker.encode(), (target, {UDP6_PORT}, 0, scope))
+    icmp.sendto(echo, (target, 0, 0, scope))
 """
 
 # Sends one UDP datagram and one TCP message to argv[1] from source address argv[2].
@@ -156,6 +186,45 @@ def test_a_spoofed_source_from_another_tenant_never_arrives(victims: Victims) ->
         assert wait_heard(listener, "spoofed", seconds=4) == ""
     finally:
         in_env(attacker, "ip", "addr", "del", f"{own}/16", "dev", "eth0")
+
+
+def test_another_tenants_udp_and_tcp_never_arrive(victims: Victims) -> None:
+    attacker, sender = f"{victims.attacker}/evil", f"{victims.victim}/sender"
+    listener = f"{victims.victim}/listener"
+    target = victims.addresses[listener]
+    send(sender, target, victims.addresses[sender], "same-tenant")  # positive control
+    assert "same-tenant" in wait_heard(listener, "same-tenant")
+    send(attacker, target, victims.addresses[attacker], "cross-tenant")
+    assert wait_heard(listener, "cross-tenant", seconds=4) == ""
+
+
+def _arrived(received: list[str], marker: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(marker in line for line in received):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_spoofed_source_does_not_escape_egress_none(victims: Victims) -> None:
+    attacker = f"{victims.attacker}/evil"
+    own = victims.addresses[attacker]
+    # An address on the bridge's network that cloche never assigned (the pool starts low).
+    unassigned = f"10.120.254.{10 + secrets.randbelow(200)}"
+    with namespace() as internet, udp_received(internet, UDP_PORT) as received:
+        send(attacker, internet.internet, own, "open-ok")  # positive control: egress open
+        assert _arrived(received, "open-ok", 5), "the probe never left the host under 'open'"
+        cloche_ok("egress", attacker, "none")
+        taken = in_env(attacker, "ip", "addr", "add", f"{unassigned}/16", "dev", "eth0")
+        try:
+            assert taken.returncode == 0, taken.stderr
+            send(attacker, internet.internet, unassigned, "spoofed-out")
+            send(attacker, internet.internet, own, "plain-out")
+            assert not _arrived(received, "-out", 4), received
+        finally:
+            in_env(attacker, "ip", "addr", "del", f"{unassigned}/16", "dev", "eth0")
+            cloche_ok("egress", attacker, "open")
 
 
 def _events_since(moment: datetime, action: str, target: str) -> list[dict[str, Any]]:
@@ -401,3 +470,46 @@ def test_a_flow_to_a_released_address_never_reaches_its_next_owner() -> None:
     finally:
         for name in users:
             remove_user(name)
+
+
+def _link_local(address: str) -> tuple[str, str]:
+    """The IPv6 link-local address and the MAC of an environment's eth0."""
+    shown = in_env(address, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+    assert shown.returncode == 0, shown.stderr
+    link_local = shown.stdout.split(" inet6 ", 1)[1].split("/", 1)[0]
+    mac = in_env(address, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    return link_local, mac
+
+
+def _host_port(address: str) -> Path:
+    """The statistics of the host side of an environment's eth0 (its bridge port)."""
+    user, name = address.split("/")
+    state = json.loads(lxc("query", f"/1.0/instances/{name}/state?project=cloche-{user}").stdout)
+    return Path("/sys/class/net") / state["network"]["eth0"]["host_name"] / "statistics"
+
+
+def _packets(port: Path, counter: str) -> int:
+    return int((port / counter).read_text())
+
+
+def test_ipv6_link_local_never_crosses_tenants(victims: Victims) -> None:
+    evil, listener = f"{victims.attacker}/evil", f"{victims.victim}/listener"
+    target, target_mac = _link_local(listener)
+    # Positive control: the listener hears link-local UDP (sent from its own environment).
+    marker = f"ll-{secrets.token_hex(4)}"
+    in_env(listener, "python3", "-c", SEND6, target, marker, "1")
+    assert marker in wait_heard(listener, marker), "the IPv6 listener hears nothing at all"
+
+    # Root in the attacker's environment knows the victim's MAC: no neighbour discovery needed.
+    neighbour = ("ip", "-6", "neigh", "replace", target, "lladdr", target_mac, "dev", "eth0")
+    assert in_env(evil, *neighbour, "nud", "permanent").returncode == 0
+    attacker_port, victim_port = _host_port(evil), _host_port(listener)
+    sent_before = _packets(attacker_port, "rx_packets")
+    received_before = _packets(victim_port, "tx_packets")
+    marker = f"ll-{secrets.token_hex(4)}"
+    in_env(evil, "python3", "-c", SEND6, target, marker, "100")
+    # The 200 probes left the attacker's NIC onto the bridge (the probe works) ...
+    assert _packets(attacker_port, "rx_packets") - sent_before >= 200
+    assert not wait_heard(listener, marker, seconds=3)
+    # ... and next to none reached the victim's port (a little DHCP or ARP may pass meanwhile).
+    assert _packets(victim_port, "tx_packets") - received_before < 20

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import socket
 import subprocess
@@ -287,7 +288,14 @@ def test_the_live_table_is_what_cloche_renders_and_lists_every_env(tenants: Tena
     assert listing is not None
     for address, ip in tenants.addresses.items():
         assert f'{ip} comment "{address}"' in listing
-    assert f"set tenant_{tenants.a}" in listing and f"set tenant_{tenants.b}" in listing
+    # Tenants are told apart by a tag per user; the two tenants' tags differ.
+    tags: dict[str, set[str]] = {}
+    for name, ip in tenants.addresses.items():
+        tag = re.search(rf'{re.escape(ip)} comment "[^"]+" : (0x[0-9a-f]+)', listing)
+        assert tag, f"{name} has no tenant tag in the live table"
+        tags.setdefault(name.split("/")[0], set()).add(tag.group(1))
+    assert len(tags[tenants.a]) == len(tags[tenants.b]) == 1
+    assert tags[tenants.a] != tags[tenants.b]
     assert Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
 
 
@@ -394,6 +402,36 @@ def test_egress_open_none_and_allow_list_apply_while_the_env_runs(tenants: Tenan
         assert connects(a_one, other.internet, HTTP_PORT)
 
 
+def _rule_handles() -> list[str]:
+    """Every rule of table inet cloche with its handle: a whole-table replace renumbers them."""
+    listing = subprocess.run(
+        ["nft", "-a", "list", "table", "inet", "cloche"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return [
+        line.strip() for line in listing.splitlines() if "# handle" in line and "comment" in line
+    ]
+
+
+def test_an_egress_change_edits_set_elements_and_leaves_every_rule_in_place(
+    tenants: Tenants,
+) -> None:
+    a_one = f"{tenants.a}/one"
+    rules = _rule_handles()
+    assert rules
+    try:
+        cloche_ok("egress", a_one, "none")
+        assert tenants.addresses[a_one] in egress_sets(nftables.current_ruleset() or "")
+        assert _rule_handles() == rules
+    finally:
+        cloche_ok("egress", a_one, "open")
+    assert tenants.addresses[a_one] not in egress_sets(nftables.current_ruleset() or "")
+    assert _rule_handles() == rules
+
+
 def test_a_bad_egress_policy_is_refused_in_one_sentence(tenants: Tenants) -> None:
     a_one = f"{tenants.a}/one"
     result = cloche("egress", a_one, "allow:10.0.0.300/8")
@@ -479,9 +517,33 @@ UDP_COUNTER = (
     "server.bind(('0.0.0.0', int(sys.argv[1])))\n"
     "print('ready', flush=True)\n"
     "while True:\n"
-    "    server.recv(64)\n"
-    "    print('got', flush=True)\n"
+    "    data, source = server.recvfrom(64)\n"
+    "    print(source[0], data.decode(errors='replace'), flush=True)\n"
 )
+
+
+@contextlib.contextmanager
+def udp_received(netns: Namespace, port: int) -> Iterator[list[str]]:
+    """Each datagram a listener in netns gets on port, as 'SOURCE PAYLOAD', while inside."""
+    counter = subprocess.Popen(
+        ["ip", "netns", "exec", netns.name, "python3", "-c", UDP_COUNTER, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    received: list[str] = []
+    try:
+        assert counter.stdout is not None
+        assert counter.stdout.readline().strip() == "ready"
+        stream = counter.stdout
+        threading.Thread(
+            target=lambda: received.extend(line.strip() for line in iter(stream.readline, "")),
+            daemon=True,
+        ).start()
+        yield received
+    finally:
+        counter.kill()
+        counter.wait(timeout=10)
+
 
 UDP_SENDER = (
     "import socket, sys, time\n"
@@ -496,21 +558,8 @@ UDP_SENDER = (
 
 def test_a_tighter_egress_ends_a_flow_already_established(tenants: Tenants) -> None:
     a_one, port = f"{tenants.a}/one", 5301
-    with namespace() as netns:
-        counter = subprocess.Popen(
-            ["ip", "netns", "exec", netns.name, "python3", "-c", UDP_COUNTER, str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        received: list[str] = []
+    with namespace() as netns, udp_received(netns, port) as received:
         try:
-            assert counter.stdout is not None
-            assert counter.stdout.readline().strip() == "ready"
-            reader = threading.Thread(
-                target=lambda: received.extend(iter(counter.stdout.readline, "")),  # type: ignore[union-attr]
-                daemon=True,
-            )
-            reader.start()
             in_env(
                 a_one,
                 "sh",
@@ -528,5 +577,3 @@ def test_a_tighter_egress_ends_a_flow_already_established(tenants: Tenants) -> N
             assert len(received) == before, "the established flow outlived 'egress none'"
         finally:
             cloche_ok("egress", a_one, "open")
-            counter.kill()
-            counter.wait(timeout=10)

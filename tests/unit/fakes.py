@@ -539,6 +539,7 @@ class FakeFirewall:
     loads: int = 0
     refuse: str | None = None
     forgotten: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
 
     def current(self) -> str | None:
         """The loaded script, standing in for nft's listing of it."""
@@ -551,9 +552,51 @@ class FakeFirewall:
         self.table = text
         self.loads += 1
 
+    def change_elements(self, text: str) -> None:
+        """Edit the loaded script's element lines as nft edits its sets (refusing as nft does)."""
+        if self.refuse is not None:
+            raise HostFailure(f"nft refused the firewall element changes: {self.refuse}.")
+        if self.table is None:
+            raise HostFailure("nft refused the firewall element changes: no table inet cloche.")
+        lines = self.table.splitlines()
+        for change in text.splitlines()[1:]:
+            verb, _, _, _, name, rest = change.split(" ", 5)
+            items = rest.strip("{} ").split(", ")
+            lines = _edit_set(lines, name, verb, items)
+        self.table = "\n".join(lines) + "\n"
+        self.changes.append(text)
+
     def forget_connections(self, address: str) -> None:
         """Remember whose connections were dropped."""
         self.forgotten.append(address)
+
+
+def _element_key(text: str) -> str:
+    return text.split(" comment ", maxsplit=1)[0].split(" : ", maxsplit=1)[0]
+
+
+def _edit_set(lines: list[str], name: str, verb: str, items: list[str]) -> list[str]:
+    """lines (a rendered nft script) with items added to, or deleted by key from, set name."""
+    start = next(i for i, line in enumerate(lines) if line.endswith(f" {name} {{"))
+    end = lines.index("\t}", start)
+    body = [line for line in lines[start + 1 : end] if line.strip() not in ("elements = {", "}")]
+    head = [line for line in body if not line.startswith("\t\t\t")]
+    elements = [line.strip().removesuffix(",") for line in body if line.startswith("\t\t\t")]
+    keys = {_element_key(element) for element in elements}
+    if verb == "delete":
+        missing = [item for item in items if item not in keys]
+        if missing:
+            raise HostFailure(
+                f"nft refused the firewall element changes: no {missing[0]} in {name}."
+            )
+        elements = [element for element in elements if _element_key(element) not in items]
+    else:
+        clash = [item for item in items if _element_key(item) in keys]
+        if clash:
+            raise HostFailure(f"nft refused the firewall element changes: {clash[0]} exists.")
+        elements += items
+    block = ["\t\telements = {", *(f"\t\t\t{element}," for element in elements), "\t\t}"]
+    return [*lines[: start + 1], *head, *(block if elements else []), *lines[end:]]
 
 
 @dataclass

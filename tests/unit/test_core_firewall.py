@@ -112,6 +112,59 @@ def test_converge_loads_the_rendering_and_audits_only_drift(context: FakeContext
     ]
 
 
+def test_environments_coming_and_going_change_only_set_elements(context: FakeContext) -> None:
+    table = fake_table(context)
+    firewall.converge_firewall(context, "tester")
+    assert table.loads == 1 and table.changes == []
+    _add_env(context, "bob", "new", "10.120.0.13")
+    firewall.converge_firewall(context, "tester")
+    context.database.environments.delete("alice", "web")
+    firewall.converge_firewall(context, "tester")
+    assert table.loads == 1  # never a whole-table replace
+    assert len(table.changes) == 2
+    assert 'add element inet cloche tenant_of { 10.120.0.13 comment "bob/new"' in table.changes[0]
+    assert "delete element inet cloche tenant_of { 10.120.0.10 }" in table.changes[1]
+    # The edited live table holds what a whole render of the policy holds, element for element.
+    assert sorted((table.table or "").splitlines()) == sorted(
+        render_ruleset(firewall.desired_policy(context)).splitlines()
+    )
+    assert firewall.converge_firewall(context, "tester") is False
+    assert len(table.changes) == 2  # nothing to change: nft is not even run
+
+
+def test_a_new_structure_or_a_drifted_table_replaces_the_whole_table(
+    context: FakeContext,
+) -> None:
+    table = fake_table(context)
+    firewall.converge_firewall(context, "tester")
+    context.config = parse_config({"firewall": {"mode": "protect"}})
+    firewall.converge_firewall(context, "tester")
+    assert table.loads == 2 and table.changes == []
+    table.table = (table.table or "") + "\n# added by hand"
+    _add_env(context, "bob", "new", "10.120.0.13")
+    firewall.converge_firewall(context, "tester")
+    assert table.loads == 3 and table.changes == []
+    assert table.table == render_ruleset(firewall.desired_policy(context))
+
+
+def test_refused_element_changes_fall_back_to_a_whole_table(context: FakeContext) -> None:
+    table = fake_table(context)
+    firewall.converge_firewall(context, "tester")
+    (context.state_dir / firewall.ELEMENTS).write_text("{not json")
+    _add_env(context, "bob", "new", "10.120.0.13")
+    firewall.converge_firewall(context, "tester")  # unreadable saved load: whole table
+    assert table.loads == 2
+
+    def refused(text: str) -> None:
+        raise HostFailure("nft refused the firewall element changes: no such element.")
+
+    table.change_elements = refused  # type: ignore[method-assign]
+    context.database.environments.delete("bob", "new")
+    firewall.converge_firewall(context, "tester")
+    assert table.loads == 3
+    assert "bob/new" not in (table.table or "")
+
+
 def test_the_reconciler_pass_converges_and_never_raises(context: FakeContext) -> None:
     reconcile.reconcile_once(context)
     assert fake_table(context).loads == 1

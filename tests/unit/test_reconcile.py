@@ -240,6 +240,8 @@ def test_with_no_firewall_the_daemon_starts_nothing(tmp_path: Path) -> None:
         add_user(context, "alice")
         wait_operation(context, environments.request_create(context, "alice", new_env("web")))
         _stopped_behind_clouds_back(context, "web")
+        # A boot: no table, and loading it fails.
+        context.host.firewall.table = None  # type: ignore[attr-defined]
         context.host.firewall.refuse = "syntax error"  # type: ignore[attr-defined]
         findings = reconcile.reconcile_once(context, startup=True)
         assert "started no environment: the firewall is not loaded (fail closed)" in findings

@@ -8,12 +8,19 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from cloche.model.errors import Invalid
 from cloche.model.firewall import EgressAllow, EnvNetwork, FirewallPolicy
-from cloche.render.nftables import MAX_COMMENT, render_ruleset
+from cloche.render.nftables import (
+    MAX_COMMENT,
+    render_element_changes,
+    render_ruleset,
+    render_structure,
+    set_elements,
+)
 from tests.unit.golden import GOLDEN_DIR, assert_golden
 
 BRIDGE = "clochebr0"
@@ -25,9 +32,11 @@ TWO_TENANTS = (
     EnvNetwork("bob", "api", "10.120.1.2"),
 )
 
+TAGS = {"alice": 100000, "bob": 165536, "carol": 231072, "dave-2": 296608}
+
 POLICIES: dict[str, FirewallPolicy] = {
     "open-two-tenants": FirewallPolicy(
-        mode="open", bridge=BRIDGE, gateway=GATEWAY, envs=TWO_TENANTS
+        mode="open", bridge=BRIDGE, gateway=GATEWAY, envs=TWO_TENANTS, tenant_tags=TAGS
     ),
     "protect-published": FirewallPolicy(
         mode="protect",
@@ -38,6 +47,7 @@ POLICIES: dict[str, FirewallPolicy] = {
         published_udp=(51820,),
         envs=TWO_TENANTS,
         management_ports=(2019, 8443),
+        tenant_tags=TAGS,
     ),
     "egress": FirewallPolicy(
         mode="protect",
@@ -54,6 +64,7 @@ POLICIES: dict[str, FirewallPolicy] = {
             EnvNetwork("dave-2", "agent", "172.30.0.3", EgressAllow(("1.1.1.1",))),
             EnvNetwork("dave-2", "dev", "172.30.0.4"),
         ),
+        tenant_tags=TAGS,
     ),
     "empty": FirewallPolicy(mode="open", bridge=BRIDGE, gateway=GATEWAY),
 }
@@ -133,13 +144,16 @@ def test_protect_mode_drops_by_default_and_opens_only_public_ports() -> None:
 def test_forward_never_drops_by_policy_and_isolates_tenants() -> None:
     text = render_ruleset(POLICIES["open-two-tenants"])
     assert "hook forward priority 0; policy accept;" in text
-    assert _chain(text, "env_to_env") == [
-        "ip saddr @tenant_alice ip daddr @tenant_alice accept comment \"alice's environments "
-        'reach each other"',
-        "ip saddr @tenant_bob ip daddr @tenant_bob accept comment \"bob's environments reach "
-        'each other"',
-        'drop comment "another tenant\'s environment, or an address cloche did not assign"',
+    rules = [rule.split(" comment ")[0] for rule in _chain(text, "env_to_env")]
+    assert rules == [
+        "ip saddr != @tenant_of drop",
+        "meta mark set ip saddr map @tenant_of",
+        "ip daddr . meta mark @tenant_members accept",
+        "drop",
     ]
+    # Each address carries its owner's tag, in both the map and the membership set.
+    assert '10.120.0.10 comment "alice/web" : 0x000186a0,' in text
+    assert '10.120.1.2 . 0x000286a0 comment "bob/api",' in text
     from_envs = _chain(text, "from_envs")
     assert from_envs[0].startswith("ip daddr @closed_ranges ip daddr != @open_ranges drop")
     assert "169.254.0.0/16," in text  # link-local (metadata) is in the closed set
@@ -151,6 +165,7 @@ def test_opened_ranges_and_egress_none_dns() -> None:
         bridge="clochebr0",
         gateway="10.120.0.1",
         envs=(EnvNetwork("alice", "quiet", "10.120.0.10", "none"),),
+        tenant_tags=TAGS,
         closed=("169.254.0.0/16", "192.0.2.7/24", "169.254.169.254/32"),
         opened=("192.0.2.0/28",),
     )
@@ -191,8 +206,30 @@ def test_egress_allow_list_merges_overlapping_networks() -> None:
                 bridge=BRIDGE,
                 gateway=GATEWAY,
                 envs=(EnvNetwork("a", "x", "10.1.1.1"), EnvNetwork("b", "y", "10.1.1.1")),
+                tenant_tags={"a": 1, "b": 2},
             ),
             "share the address",
+        ),
+        (
+            lambda: FirewallPolicy(
+                mode="open",
+                bridge=BRIDGE,
+                gateway=GATEWAY,
+                envs=(EnvNetwork("a", "x", "10.1.1.1"),),
+            ),
+            "no tenant tag",
+        ),
+        (
+            lambda: FirewallPolicy(
+                mode="open", bridge=BRIDGE, gateway=GATEWAY, tenant_tags={"a": 7, "b": 7}
+            ),
+            "share the tenant tag",
+        ),
+        (
+            lambda: FirewallPolicy(
+                mode="open", bridge=BRIDGE, gateway=GATEWAY, tenant_tags={"a": 0}
+            ),
+            "whole number from 1",
         ),
         (lambda: EnvNetwork("Alice", "web", "10.1.1.1"), "User name"),
         (lambda: EnvNetwork("alice", "web", "fe80::1"), "not an IPv4 address"),
@@ -221,5 +258,71 @@ def test_nft_accepts_each_golden_ruleset_in_check_mode(name: str) -> None:
     path = GOLDEN_DIR / "nftables" / f"{name}.nft"
     result = subprocess.run(
         [str(NFT), "-c", "-f", str(path)], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _with_envs(name: str, *envs: EnvNetwork) -> FirewallPolicy:
+    return dataclasses.replace(POLICIES[name], envs=envs)
+
+
+def test_environments_change_set_elements_and_never_the_structure() -> None:
+    base = POLICIES["egress"]
+    grown = _with_envs("egress", *base.envs, EnvNetwork("alice", "new", "172.30.0.9", "none"))
+    assert (
+        render_structure(grown)
+        == render_structure(base)
+        == render_structure(dataclasses.replace(base, envs=()))
+    )
+    assert render_ruleset(grown) != render_ruleset(base)
+    assert "elements" not in render_structure(base)
+    assert render_structure(POLICIES["protect-published"]) != render_structure(
+        dataclasses.replace(POLICIES["protect-published"], published_tcp=(5432,))
+    )
+
+
+def test_element_changes_delete_by_key_and_add_whole_elements() -> None:
+    before = POLICIES["open-two-tenants"]
+    web, _db, api = TWO_TENANTS
+    after = dataclasses.replace(
+        before, envs=(web, api, EnvNetwork("bob", "db", "10.120.0.9", "none"))
+    )
+    changes = render_element_changes(set_elements(before), set_elements(after))
+    lines = changes.splitlines()
+    assert lines[0] == "#!/usr/sbin/nft -f"
+    # db's address moved from alice to bob: its old elements go by key, the new ones come whole.
+    assert "delete element inet cloche tenant_of { 10.120.0.9 }" in lines
+    assert "delete element inet cloche tenant_members { 10.120.0.9 . 0x000186a0 }" in lines
+    assert 'add element inet cloche tenant_of { 10.120.0.9 comment "bob/db" : 0x000286a0 }' in lines
+    assert 'add element inet cloche egress_none { 10.120.0.9 comment "bob/db" }' in lines
+    deletes = [i for i, line in enumerate(lines) if line.startswith("delete ")]
+    adds = [i for i, line in enumerate(lines) if line.startswith("add ")]
+    assert max(deletes) < min(adds)
+    assert not any("10.120.0.10" in line or "10.120.1.2" in line for line in lines)
+    assert render_element_changes(set_elements(after), set_elements(after)) == ""
+    assert render_element_changes(set_elements(after), set_elements(before)).count("add ") == 2
+
+
+@pytest.mark.skipif(NFT is None, reason="nft (nftables) is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="nft -c needs CAP_NET_ADMIN to reach the kernel")
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_nft_accepts_element_changes_to_each_golden_ruleset(name: str, tmp_path: Path) -> None:
+    before = POLICIES[name]
+    moved = tuple(
+        dataclasses.replace(env, address=f"10.99.{index}.1", egress="none")
+        for index, env in enumerate(before.envs)
+    )
+    after = dataclasses.replace(
+        before,
+        envs=(*moved[1:], EnvNetwork("carol", "extra", "10.98.0.1", EgressAllow(("9.9.9.0/24",)))),
+        tenant_tags=TAGS,
+        opened=("169.254.1.0/24",),
+    )
+    changes = render_element_changes(set_elements(before), set_elements(after))
+    assert changes
+    script = tmp_path / "changes.nft"
+    script.write_text(render_ruleset(before) + changes.removeprefix("#!/usr/sbin/nft -f\n"))
+    result = subprocess.run(
+        [str(NFT), "-c", "-f", str(script)], check=False, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr

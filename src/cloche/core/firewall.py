@@ -3,10 +3,12 @@
 Desired state: the config's mode, bridge, gateway and SSH port, the host ports of published
 tcp/udp routes, and every environment that has an address (its owner, name and egress policy).
 converge_firewall renders it, loads it atomically (checked first, the previous table restored on
-failure) and keeps the script it loaded in STATE_DIR/firewall.nft and nft's listing of the result
-in STATE_DIR/firewall.listing. When the live table is not that listing, someone or something
-changed it behind cloche's back: that drift is repaired by the same load and audited once as
-"repaired firewall".
+failure) and keeps the script it loaded in STATE_DIR/firewall.nft, its structure and set elements
+in STATE_DIR/firewall.elements.json and nft's listing of the result in STATE_DIR/firewall.listing.
+When only set elements differ from that load (an environment came or went, an egress changed),
+only they change, in one transaction; a new structure (the mode, ports) replaces the table.
+When the live table is not that listing, someone or something changed it behind cloche's back:
+that drift is repaired by a whole-table load and audited once as "repaired firewall".
 
 It runs before a new environment starts (so its address is never in a stale tenant set), after
 one is removed, on an egress change, at daemon start, every reconciler pass and in host init.
@@ -15,6 +17,7 @@ one is removed, on an egress change, at daemon start, every reconciler pass and 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +34,14 @@ from cloche.model.firewall import CLOSED_RANGES, EnvNetwork, FirewallPolicy
 from cloche.model.names import check_environment_name, check_user_name
 from cloche.model.records import RouteRecord
 from cloche.model.routes import PortRoute, parse_route
-from cloche.render.nftables import TABLE, render_ruleset
+from cloche.render.nftables import (
+    TABLE,
+    SetElement,
+    render_element_changes,
+    render_ruleset,
+    render_structure,
+    set_elements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,8 @@ LISTING = "firewall.listing"
 # Why the last load failed (the previous table stayed); gone after a good load. 'host status'
 # fails while it exists.
 LOAD_ERROR = "firewall.error"
+# The structure and set elements of that load: element changes are computed against it.
+ELEMENTS = "firewall.elements.json"
 HOST_INIT_ACTOR = "cloche-host-init"
 
 
@@ -67,6 +79,7 @@ def desired_policy(context: Context) -> FirewallPolicy:
         if env.address
     )
     config = context.config
+    tags = {user.name: user.uid_base for user in context.database.users.list()}
     published = port_routes(context.database.routes.list())
     host_networks = [
         network
@@ -84,32 +97,42 @@ def desired_policy(context: Context) -> FirewallPolicy:
         envs=envs,
         closed=(*CLOSED_RANGES, *host_networks),
         opened=tuple(config.network.open_ranges),
+        tenant_tags={env.user: tags[env.user] for env in envs},
     )
 
 
 def converge_firewall(context: Context, actor: str) -> bool:
-    """Render and load the desired table; True if the live table changed. Audits drift once.
+    """Load the desired table; True if the live table changed. Audits drift once.
 
-    Drift is a live table other than the listing cloche's own last load left, whatever the
-    desired table is now (it changes with the environments, routes and the host's networks).
+    When the live table is the one cloche last loaded and only set elements differ from it, just
+    those elements change (flows and counters of the rest stay); otherwise the whole table is
+    replaced. Drift is a live table other than the listing cloche's own last load left, whatever
+    the desired table is now (it changes with the environments, routes and the host's networks).
     """
     with context.locked("firewall"):
-        text = render_ruleset(desired_policy(context))
+        policy = desired_policy(context)
+        text = render_ruleset(policy)
         files = context.host.files
-        script_file, listing_file = (context.state_dir / name for name in (STATE_FILE, LISTING))
+        script_file, listing_file, elements_file = (
+            context.state_dir / name for name in (STATE_FILE, LISTING, ELEMENTS)
+        )
         loaded = files.read(listing_file)
         before = context.host.firewall.current()
+        intact = loaded is not None and before == loaded
         try:
-            context.host.firewall.apply(text)
+            _load(context, policy, text, _last_load(files.read(elements_file)) if intact else None)
         except ClocheError as error:
             files.write(context.state_dir / LOAD_ERROR, str(error), mode=0o600)
             raise
         files.remove(context.state_dir / LOAD_ERROR)
         after = context.host.firewall.current()
-        if files.read(script_file) != text:
-            files.write(script_file, text, mode=0o600)
-        if after is not None and after != loaded:
-            files.write(listing_file, after, mode=0o600)
+        for path, content in (
+            (script_file, text),
+            (listing_file, after),
+            (elements_file, _saved_load(policy)),
+        ):
+            if content is not None and files.read(path) != content:
+                files.write(path, content, mode=0o600)
         if loaded is not None and before != loaded:
             log.warning("the firewall table %s had drifted; restored it", TABLE)
             context.record(
@@ -119,6 +142,51 @@ def converge_firewall(context: Context, actor: str) -> bool:
                 details={"was": "missing" if before is None else "changed by hand"},
             )
         return before != after
+
+
+def _load(context: Context, policy: FirewallPolicy, text: str, last: _LastLoad | None) -> None:
+    """Change only set elements when last (the live table's own load) has policy's structure."""
+    firewall = context.host.firewall
+    if last is None or last.structure != render_structure(policy):
+        firewall.apply(text)
+        return
+    changes = render_element_changes(last.elements, set_elements(policy))
+    if not changes:
+        return
+    try:
+        firewall.change_elements(changes)
+    except ClocheError as error:
+        log.warning("changing firewall elements failed, replacing the table: %s", error)
+        firewall.apply(text)
+
+
+@dataclass(frozen=True)
+class _LastLoad:
+    structure: str
+    elements: dict[str, tuple[SetElement, ...]]
+
+
+def _saved_load(policy: FirewallPolicy) -> str:
+    elements = {
+        name: [[element.key, element.text] for element in values]
+        for name, values in set_elements(policy).items()
+    }
+    return json.dumps({"structure": render_structure(policy), "elements": elements}, indent=1)
+
+
+def _last_load(text: str | None) -> _LastLoad | None:
+    """What cloche's last load held, from its saved file (None when missing or unreadable)."""
+    if text is None:
+        return None
+    try:
+        saved = json.loads(text)
+        elements = {
+            str(name): tuple(SetElement(str(key), str(value)) for key, value in values)
+            for name, values in saved["elements"].items()
+        }
+        return _LastLoad(str(saved["structure"]), elements)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def converge_quietly(context: Context, actor: str) -> None:

@@ -62,6 +62,10 @@ class HostFirewall:
         nftables.ensure_bridge_netfilter()
         nftables.apply_ruleset(text)
 
+    def change_elements(self, text: str) -> None:
+        """Check and load the element changes (nothing changes when nft refuses them)."""
+        nftables.change_elements(text)
+
     def forget_connections(self, address: str) -> None:
         """conntrack -D of every entry from or to address (none found is not a failure)."""
         for direction in ("--src", "--dst"):

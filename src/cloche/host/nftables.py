@@ -102,6 +102,18 @@ def apply_ruleset(text: str, netns: str | None = None) -> bool:
     return current_ruleset(netns) != previous
 
 
+def change_elements(text: str, netns: str | None = None) -> None:
+    """Check and load a script of set element changes to table inet cloche (one transaction)."""
+    with _script_file(text) as path:
+        for argv in (["-c", "-f", path], ["-f", path]):
+            result = _nft(argv, netns, check=False)
+            if not result.ok:
+                raise HostFailure(
+                    f"nft refused the firewall element changes: {result.stderr.strip()[-300:]}; "
+                    "the live table was left as it was."
+                )
+
+
 def delete_ruleset(netns: str | None = None) -> None:
     """Remove table inet cloche (nothing else); a missing table is fine."""
     _nft(["delete", "table", *TABLE], netns, check=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cloche.model.errors import Invalid
@@ -21,6 +21,8 @@ EgressKeyword = Literal["open", "none"]
 CLOSED_RANGES = ("100.100.100.200/32", "168.63.129.16/32", "169.254.0.0/16")
 # Caddy's admin API; LXD's API port is added by the caller when LXD listens on the network.
 DEFAULT_MANAGEMENT_PORTS = (2019,)
+# Tenant tags travel in the 32-bit packet mark.
+MAX_TENANT_TAG = 2**32 - 1
 
 # Names end up in an nft script, so each is held to a strict pattern (users and envs: names.py).
 _INTERFACE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
@@ -105,6 +107,22 @@ class EnvNetwork:
         return f"{self.user}/{self.env}"
 
 
+def _tags(tags: Mapping[str, int], users: set[str]) -> dict[str, int]:
+    missing = sorted(users - set(tags))
+    if missing:
+        raise Invalid(f"User {missing[0]} has environments but no tenant tag; give every user one.")
+    owners: dict[int, str] = {}
+    for user, tag in sorted(tags.items()):
+        if isinstance(tag, bool) or not isinstance(tag, int) or not 1 <= tag <= MAX_TENANT_TAG:
+            raise Invalid(
+                f"The tenant tag of {user} must be a whole number from 1 to {MAX_TENANT_TAG}."
+            )
+        if tag in owners:
+            raise Invalid(f"{owners[tag]} and {user} share the tenant tag {tag}; tags must differ.")
+        owners[tag] = user
+    return dict(sorted(tags.items()))
+
+
 @dataclass(frozen=True)
 class FirewallPolicy:
     """Everything the host firewall enforces; render.nftables turns it into one nft script."""
@@ -125,6 +143,8 @@ class FirewallPolicy:
     # inside an opened range (the config's network.open_ranges).
     closed: tuple[str, ...] = CLOSED_RANGES
     opened: tuple[str, ...] = ()
+    # Each user's tenant tag (their uid base: unique, never 0), which tells tenants apart.
+    tenant_tags: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in FIREWALL_MODES:
@@ -158,10 +178,4 @@ class FirewallPolicy:
                 )
             seen[env.address] = env.name
         set_(self, "envs", tuple(envs))
-
-    def tenants(self) -> dict[str, tuple[EnvNetwork, ...]]:
-        """Each user's environments, users sorted by name."""
-        by_user: dict[str, list[EnvNetwork]] = {}
-        for env in self.envs:
-            by_user.setdefault(env.user, []).append(env)
-        return {user: tuple(envs) for user, envs in sorted(by_user.items())}
+        set_(self, "tenant_tags", _tags(self.tenant_tags, {env.user for env in envs}))

@@ -4,6 +4,16 @@ The script is one transaction: it creates the table if missing, deletes it and d
 so loading it twice gives the same ruleset and a failed load changes nothing. Base chains here
 only add drops: an accept in this table never overrides a drop in LXD's table or any other.
 
+Everything that changes with environments (tenants, egress, ranges) lives in named sets, so the
+rules (the table's structure) stay the same as environments come and go: `render_structure` is
+the table with every set empty, `set_elements` what each set holds, and `render_element_changes`
+the one-transaction script that turns one policy's elements into another's.
+
+Tenants are told apart by a tag per user (its uid base): map tenant_of gives an address its
+owner's tag, and set tenant_members holds each address with its owner's tag, so "same tenant" is
+one lookup whatever the number of tenants. The forward hook writes the tag into the packet mark
+of traffic between environments to compare them (nothing else on the bridge uses that mark).
+
 Isolation between environments on the bridge is decided in the forward hook, which sees bridged
 traffic only with br_netfilter on (net.bridge.bridge-nf-call-iptables and -ip6tables = 1); the
 host reconciler turns it on. Environments' IPv6 addresses are not tracked per tenant, so IPv6 from
@@ -13,7 +23,8 @@ the bridge is dropped rather than allowed to bypass tenant isolation and egress 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from cloche.model.firewall import EgressAllow, EnvNetwork, FirewallPolicy
 
@@ -34,8 +45,119 @@ _ICMPV6_NEEDED = (
 )
 
 
+@dataclass(frozen=True)
+class SetElement:
+    """One element of a named set: its key (what deletes it) and its whole text."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _SetSpec:
+    name: str
+    why: str
+    kind: str
+    interval: bool = False
+
+
+_SETS = (
+    _SetSpec(
+        "tenant_of", "Each environment's address and its owner's tenant tag.", "ipv4_addr : mark"
+    ),
+    _SetSpec(
+        "tenant_members",
+        "Each environment's address with its owner's tag: same-tenant traffic matches.",
+        "ipv4_addr . mark",
+    ),
+    _SetSpec(
+        "egress_none",
+        "Environments with egress 'none': nothing they send leaves the host.",
+        "ipv4_addr",
+    ),
+    _SetSpec(
+        "egress_listed",
+        "Environments with an egress allow list: only the networks below.",
+        "ipv4_addr",
+    ),
+    _SetSpec(
+        "egress_allowed",
+        "Each allow-listed environment with one network it may reach.",
+        "ipv4_addr . ipv4_addr",
+        interval=True,
+    ),
+    _SetSpec(
+        "closed_ranges",
+        "Destinations no environment reaches: link-local, cloud metadata, the host's networks.",
+        "ipv4_addr",
+        interval=True,
+    ),
+    _SetSpec(
+        "open_ranges",
+        "Parts of the closed ranges opened on purpose (network.open_ranges).",
+        "ipv4_addr",
+        interval=True,
+    ),
+)
+SET_NAMES = tuple(spec.name for spec in _SETS)
+
+
 def render_ruleset(policy: FirewallPolicy) -> str:
     """The complete nft script for policy: deterministic, one table, every rule commented."""
+    return _render(policy, set_elements(policy))
+
+
+def render_structure(policy: FirewallPolicy) -> str:
+    """policy's script with every set empty: the same for policies that differ only in elements."""
+    return _render(policy, {})
+
+
+def render_element_changes(
+    before: Mapping[str, Sequence[SetElement]], after: Mapping[str, Sequence[SetElement]]
+) -> str:
+    """One nft transaction turning the sets' elements from before into after ('' if equal)."""
+    deletes: list[str] = []
+    adds: list[str] = []
+    for name in SET_NAMES:
+        old = {element.text: element for element in before.get(name, ())}
+        new = {element.text: element for element in after.get(name, ())}
+        gone = [old[text].key for text in old if text not in new]
+        added = [text for text in new if text not in old]
+        if gone:
+            deletes.append(f"delete element {TABLE} {name} {{ {', '.join(gone)} }}")
+        if added:
+            adds.append(f"add element {TABLE} {name} {{ {', '.join(added)} }}")
+    if not deletes and not adds:
+        return ""
+    return "\n".join(["#!/usr/sbin/nft -f", *deletes, *adds]) + "\n"
+
+
+def set_elements(policy: FirewallPolicy) -> dict[str, tuple[SetElement, ...]]:
+    """What each named set of policy's table holds, in a deterministic order."""
+    ordered = _by_address(policy.envs)
+    listed = [env for env in ordered if isinstance(env.egress, EgressAllow)]
+    tags = policy.tenant_tags
+    return {
+        "tenant_of": tuple(
+            SetElement(env.address, f"{_element(env)} : {_mark(tags[env.user])}") for env in ordered
+        ),
+        "tenant_members": tuple(
+            _keyed(env, f"{env.address} . {_mark(tags[env.user])}") for env in ordered
+        ),
+        "egress_none": tuple(_keyed(env) for env in ordered if env.egress == "none"),
+        "egress_listed": tuple(_keyed(env) for env in listed),
+        "egress_allowed": tuple(
+            _keyed(env, f"{env.address} . {cidr}")
+            for env in listed
+            if isinstance(env.egress, EgressAllow)
+            for cidr in env.egress.cidrs
+        ),
+        "closed_ranges": tuple(SetElement(cidr, cidr) for cidr in policy.closed),
+        "open_ranges": tuple(SetElement(cidr, cidr) for cidr in policy.opened),
+    }
+
+
+def _render(policy: FirewallPolicy, elements: Mapping[str, Sequence[SetElement]]) -> str:
     lines = [
         "#!/usr/sbin/nft -f",
         "# Written by cloche from its firewall policy; edits here are replaced on the next change.",
@@ -45,22 +167,8 @@ def render_ruleset(policy: FirewallPolicy) -> str:
         "",
         f"table {TABLE} {{",
     ]
-    lines += _tenant_sets(policy)
-    lines += _egress_sets(policy.envs)
-    lines += _set(
-        "closed_ranges",
-        "Destinations no environment reaches: link-local, cloud metadata, the host's networks.",
-        "ipv4_addr",
-        list(policy.closed),
-        interval=True,
-    )
-    lines += _set(
-        "open_ranges",
-        "Parts of the closed ranges opened on purpose (network.open_ranges).",
-        "ipv4_addr",
-        list(policy.opened),
-        interval=True,
-    )
+    for spec in _SETS:
+        lines += _set(spec, elements.get(spec.name, ()))
     verdict = "drop" if policy.mode == "protect" else "accept"
     lines += _chain(
         "input",
@@ -83,7 +191,7 @@ def render_ruleset(policy: FirewallPolicy) -> str:
         ],
     )
     lines += _chain("from_envs", None, _from_envs_rules(policy))
-    lines += _chain("env_to_env", None, _env_to_env_rules(policy))
+    lines += _chain("env_to_env", None, _ENV_TO_ENV_RULES)
     lines += _chain(
         "to_envs",
         None,
@@ -106,15 +214,14 @@ def _chain(name: str, hook: str | None, rules: list[str]) -> list[str]:
     return [f"\tchain {name} {{", *head, *(f"\t\t{rule}" for rule in rules), "\t}", ""]
 
 
-def _set(
-    name: str, why: str, kind: str, elements: list[str], *, interval: bool = False
-) -> list[str]:
-    lines = [f"\t# {why}", f"\tset {name} {{", f"\t\ttype {kind}"]
-    if interval:
+def _set(spec: _SetSpec, elements: Sequence[SetElement]) -> list[str]:
+    keyword = "map" if ":" in spec.kind else "set"
+    lines = [f"\t# {spec.why}", f"\t{keyword} {spec.name} {{", f"\t\ttype {spec.kind}"]
+    if spec.interval:
         lines.append("\t\tflags interval")
     if elements:
         lines.append("\t\telements = {")
-        lines += [f"\t\t\t{element}," for element in elements]
+        lines += [f"\t\t\t{element.text}," for element in elements]
         lines.append("\t\t}")
     return [*lines, "\t}", ""]
 
@@ -131,52 +238,13 @@ def _element(env: EnvNetwork, value: str | None = None) -> str:
     return f'{value or env.address} comment "{env.name}"'
 
 
-def _tenant_set(user: str) -> str:
-    return f"tenant_{user}"
+def _keyed(env: EnvNetwork, key: str | None = None) -> SetElement:
+    return SetElement(key or env.address, _element(env, key))
 
 
-def _tenant_sets(policy: FirewallPolicy) -> list[str]:
-    lines: list[str] = []
-    for user, envs in policy.tenants().items():
-        lines += _set(
-            _tenant_set(user),
-            f"{user}'s environments: they reach each other, and no other tenant's.",
-            "ipv4_addr",
-            [_element(env) for env in _by_address(envs)],
-        )
-    return lines
-
-
-def _egress_sets(envs: Iterable[EnvNetwork]) -> list[str]:
-    ordered = _by_address(envs)
-    listed = [env for env in ordered if isinstance(env.egress, EgressAllow)]
-    allowed = [
-        _element(env, f"{env.address} . {cidr}")
-        for env in listed
-        if isinstance(env.egress, EgressAllow)
-        for cidr in env.egress.cidrs
-    ]
-    return [
-        *_set(
-            "egress_none",
-            "Environments with egress 'none': nothing they send leaves the host.",
-            "ipv4_addr",
-            [_element(env) for env in ordered if env.egress == "none"],
-        ),
-        *_set(
-            "egress_listed",
-            "Environments with an egress allow list: only the networks below.",
-            "ipv4_addr",
-            [_element(env) for env in listed],
-        ),
-        *_set(
-            "egress_allowed",
-            "Each allow-listed environment with one network it may reach.",
-            "ipv4_addr . ipv4_addr",
-            allowed,
-            interval=True,
-        ),
-    ]
+def _mark(tag: int) -> str:
+    # nft lists marks as 8 hex digits; writing them so keeps scripts and listings alike.
+    return f"0x{tag:08x}"
 
 
 def _public_tcp(policy: FirewallPolicy) -> list[int]:
@@ -265,13 +333,12 @@ def _from_envs_rules(policy: FirewallPolicy) -> list[str]:
     ]
 
 
-def _env_to_env_rules(policy: FirewallPolicy) -> list[str]:
-    rules = [
-        _rule(
-            f"ip saddr @{_tenant_set(user)} ip daddr @{_tenant_set(user)} accept",
-            f"{user}'s environments reach each other",
-        )
-        for user in policy.tenants()
-    ]
-    rules.append(_rule("drop", "another tenant's environment, or an address cloche did not assign"))
-    return rules
+_ENV_TO_ENV_RULES = [
+    _rule("ip saddr != @tenant_of drop", "an address cloche did not assign to an environment"),
+    _rule("meta mark set ip saddr map @tenant_of", "the sender's tenant tag, to compare"),
+    _rule(
+        "ip daddr . meta mark @tenant_members accept",
+        "the receiver belongs to the sender's tenant: environments of one tenant reach each other",
+    ),
+    _rule("drop", "another tenant's environment, or an address cloche did not assign"),
+]

@@ -36,6 +36,9 @@ class Firewall(Protocol):
     def apply(self, text: str) -> None:
         """Check and load an nft script that replaces the table, atomically."""
 
+    def change_elements(self, text: str) -> None:
+        """Check and load an nft script of set element changes, in one transaction."""
+
     def forget_connections(self, address: str) -> None:
         """Drop the connection-tracking entries from and to address, so no flow the rules
         allowed before outlives a change (a tighter egress, a released address)."""
