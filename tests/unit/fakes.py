@@ -629,9 +629,14 @@ class FakeProxy:
 
     def service(self, state_dir: Path) -> CaddyService:
         """Caddy as cloche runs it, under state_dir."""
-        directory = state_dir / "caddy"
+        directory = state_dir.with_name(f"{state_dir.name}-caddy")
         return CaddyService(
-            "/usr/bin/caddy", str(directory), str(directory / "config.json"), {"HOME": "x"}
+            "/usr/bin/caddy",
+            str(directory),
+            str(directory / "config.json"),
+            {"HOME": "x"},
+            "caddy",
+            "/run/cloche-caddy/admin.sock",
         )
 
     def ensure_running(self, state_dir: Path, unit_text: str | None) -> str:

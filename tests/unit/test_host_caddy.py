@@ -1,8 +1,10 @@
-"""host.caddy without a real Caddy: admin API answers (mocked transport), starting decisions."""
+"""host.caddy without a real Caddy: admin socket answers (mocked transport), starting decisions."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import stat
 import sys
 from collections.abc import Callable
@@ -12,12 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
-from cloche.host import caddy
+from cloche.host import caddy, caddy_home
 from cloche.model.errors import HostFailure, Invalid
 from cloche.model.process import Completed
 from cloche.render.caddy import route_count
 
 Handler = Callable[[httpx.Request], httpx.Response]
+# The test's own ids stand for the caddy user's: chown to them works without root.
+IDS = (os.getuid(), os.getgid())
+
+
+@pytest.fixture(autouse=True)
+def _no_caddy_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(caddy, "user_ids", lambda name: IDS)
 
 
 def _answering(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> list[httpx.Request]:
@@ -29,9 +38,7 @@ def _answering(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> list[httpx.
         return handler(request)
 
     def client(admin_listen: str, timeout: float) -> httpx.Client:
-        return httpx.Client(
-            transport=httpx.MockTransport(record), base_url=f"http://{admin_listen}"
-        )
+        return httpx.Client(transport=httpx.MockTransport(record), base_url="http://localhost")
 
     monkeypatch.setattr(caddy, "_client", client)
     return seen
@@ -44,13 +51,23 @@ def _config(routes: int) -> dict[str, Any]:
     return config
 
 
-def test_paths_keep_everything_under_the_state_dir(tmp_path: Path) -> None:
-    assert caddy.caddy_dir(tmp_path) == tmp_path / "caddy"
-    assert caddy.config_path(tmp_path) == tmp_path / "caddy" / "config.json"
-    assert caddy.root_certificate_path(tmp_path) == (
-        tmp_path / "caddy/data/caddy/pki/authorities/local/root.crt"
+def test_caddys_home_is_the_state_dirs_sibling(tmp_path: Path) -> None:
+    # The state dir is 0700 root's; the caddy user could not enter a home inside it.
+    state = tmp_path / "cloche"
+    assert caddy_home.caddy_dir(state) == tmp_path / "cloche-caddy"
+    assert caddy_home.caddy_dir(Path("/var/lib/cloche")) == Path("/var/lib/cloche-caddy")
+    assert caddy_home.config_path(state) == tmp_path / "cloche-caddy" / "config.json"
+    assert caddy_home.legacy_caddy_dir(state) == state / "caddy"
+    assert caddy_home.root_certificate_path(state) == (
+        tmp_path / "cloche-caddy/data/caddy/pki/authorities/local/root.crt"
     )
-    assert set(caddy.caddy_environment(tmp_path)) == {"HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
+    assert set(caddy_home.caddy_environment(state)) == {"HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
+
+
+def test_the_admin_api_is_a_private_unix_socket_by_default() -> None:
+    assert caddy.ADMIN_LISTEN == "unix//run/cloche-caddy/admin.sock"
+    assert caddy_home.socket_path(caddy.ADMIN_LISTEN) == Path("/run/cloche-caddy/admin.sock")
+    assert caddy.minimal_config()["admin"]["listen"] == caddy.ADMIN_LISTEN
 
 
 def test_route_count_adds_up_every_server() -> None:
@@ -77,10 +94,26 @@ def test_current_config_reads_null_as_empty_and_errors_as_silence(
     assert caddy.current_config() is None
 
 
-def test_a_closed_admin_port_does_not_answer() -> None:
-    # Port 9 (discard) on loopback: nothing listens there in a test environment.
-    assert caddy.current_config("127.0.0.1:9") is None
-    assert caddy.caddy_answers("127.0.0.1:9") is False
+def test_a_missing_admin_socket_does_not_answer(tmp_path: Path) -> None:
+    listen = f"unix/{tmp_path}/none.sock"
+    assert caddy.current_config(listen) is None
+    assert caddy.caddy_answers(listen) is False
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:2019", "localhost:2019", "[::1]:2019"])
+def test_a_tcp_admin_address_is_refused(listen: str) -> None:
+    with pytest.raises(Invalid, match="is not unix/PATH"):
+        caddy.current_config(listen)
+
+
+def test_a_socket_another_program_holds_is_told_from_a_stale_one(tmp_path: Path) -> None:
+    path = tmp_path / "admin.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as holder:
+        holder.bind(str(path))
+        holder.listen()
+        assert caddy._other_program_listens(f"unix/{path}")
+    assert path.exists()  # closed, the file stays behind: a stale socket
+    assert not caddy._other_program_listens(f"unix/{path}")
 
 
 def test_load_posts_the_config_and_keeps_a_private_copy(
@@ -92,16 +125,18 @@ def test_load_posts_the_config_and_keeps_a_private_copy(
     assert (request.method, request.url.path) == ("POST", "/load")
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == _config(2)
-    saved = caddy.config_path(tmp_path)
+    saved = caddy_home.config_path(tmp_path)
     assert json.loads(saved.read_text()) == _config(2)
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    # cloche's, and readable by the caddy group: Caddy restarts from it as the caddy user.
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o640
+    assert (saved.stat().st_uid, saved.stat().st_gid) == (os.geteuid(), IDS[1])
     assert caddy.saved_config(tmp_path) == _config(2)
 
 
 def test_no_saved_config_before_a_load_or_when_the_file_is_not_json(tmp_path: Path) -> None:
     assert caddy.saved_config(tmp_path) is None
-    caddy.config_path(tmp_path).parent.mkdir(parents=True)
-    caddy.config_path(tmp_path).write_text("{not json")
+    caddy_home.config_path(tmp_path).parent.mkdir(parents=True)
+    caddy_home.config_path(tmp_path).write_text("{not json")
     assert caddy.saved_config(tmp_path) is None
 
 
@@ -122,7 +157,7 @@ def test_a_refused_config_is_one_sentence_and_not_kept(
     )
     assert "unknown module: http.handlers.nope; fix what it names" in message
     assert "loading config:" not in message
-    assert not caddy.config_path(tmp_path).exists()
+    assert not caddy_home.config_path(tmp_path).exists()
 
 
 def test_a_very_long_refusal_is_trimmed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -143,7 +178,7 @@ def test_a_silent_caddy_says_to_run_host_init(
         caddy.load_config(_config(1), tmp_path)
 
 
-@pytest.mark.parametrize("admin", [None, {"listen": "127.0.0.1:2020"}, "127.0.0.1:2019"])
+@pytest.mark.parametrize("admin", [None, {"listen": "127.0.0.1:2019"}, "unix//run/other.sock"])
 def test_a_config_that_would_move_the_admin_api_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, admin: object
 ) -> None:
@@ -151,67 +186,189 @@ def test_a_config_that_would_move_the_admin_api_is_refused(
     config: dict[str, Any] = {"apps": {}}
     if admin is not None:
         config["admin"] = admin
-    with pytest.raises(Invalid, match=r"must keep the admin API on 127\.0\.0\.1:2019"):
+    with pytest.raises(Invalid, match=r"must keep the admin API on unix//run/cloche-caddy/admin"):
         caddy.load_config(config, tmp_path)
     assert seen == []
 
 
 def test_prepare_keeps_saved_routes_and_fixes_only_the_admin_block(tmp_path: Path) -> None:
     saved = _config(2)
-    saved["admin"] = {"listen": "127.0.0.1:2020"}
-    caddy.config_path(tmp_path).parent.mkdir(parents=True)
-    caddy.config_path(tmp_path).write_text(json.dumps(saved))
-    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN)
-    assert json.loads(caddy.config_path(tmp_path).read_text()) == _config(2)
-    assert stat.S_IMODE(caddy.caddy_dir(tmp_path).stat().st_mode) == 0o700
+    saved["admin"] = {"listen": "127.0.0.1:2019"}
+    caddy_home.config_path(tmp_path).parent.mkdir(parents=True)
+    caddy_home.config_path(tmp_path).write_text(json.dumps(saved))
+    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN, IDS, move=False)
+    assert json.loads(caddy_home.config_path(tmp_path).read_text()) == _config(2)
+    home = caddy_home.caddy_dir(tmp_path)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert (home.stat().st_uid, home.stat().st_gid) == IDS
 
 
 def test_prepare_writes_the_minimal_config_when_there_is_none(tmp_path: Path) -> None:
-    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN)
-    written = json.loads(caddy.config_path(tmp_path).read_text())
-    assert written == {"admin": {"listen": "127.0.0.1:2019", "config": {"persist": False}}}
+    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN, IDS, move=False)
+    written = json.loads(caddy_home.config_path(tmp_path).read_text())
+    assert written == {
+        "admin": {"listen": "unix//run/cloche-caddy/admin.sock", "config": {"persist": False}}
+    }
+    assert stat.S_IMODE(caddy_home.config_path(tmp_path).stat().st_mode) == 0o640
+
+
+def test_prepare_moves_the_legacy_files_once_and_keeps_the_routes(tmp_path: Path) -> None:
+    state = tmp_path / "cloche"
+    legacy = caddy_home.legacy_caddy_dir(state)
+    (legacy / "data" / "caddy" / "pki").mkdir(parents=True)
+    (legacy / "data" / "caddy" / "pki" / "root.key").write_text("key")
+    old = _config(1)
+    old["admin"] = {"listen": "127.0.0.1:2019", "config": {"persist": False}}
+    (legacy / "config.json").write_text(json.dumps(old))
+    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
+    home = caddy_home.caddy_dir(state)
+    assert (home / "data" / "caddy" / "pki" / "root.key").read_text() == "key"
+    assert json.loads(caddy_home.config_path(state).read_text()) == _config(1)
+    assert not legacy.exists()
+    # Run again (no legacy dir left): nothing changes.
+    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
+    assert json.loads(caddy_home.config_path(state).read_text()) == _config(1)
+
+
+def test_prepare_never_overwrites_what_the_new_home_holds(tmp_path: Path) -> None:
+    state = tmp_path / "cloche"
+    (caddy_home.legacy_caddy_dir(state) / "data").mkdir(parents=True)
+    (caddy_home.legacy_caddy_dir(state) / "data" / "old").write_text("old")
+    (caddy_home.caddy_dir(state) / "data").mkdir(parents=True)
+    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
+    assert not (caddy_home.caddy_dir(state) / "data" / "old").exists()
+    assert (caddy_home.legacy_caddy_dir(state) / "data" / "old").read_text() == "old"
+
+
+def test_legacy_files_stay_while_caddy_may_run(tmp_path: Path) -> None:
+    state = tmp_path / "cloche"
+    caddy_home.legacy_caddy_dir(state).mkdir(parents=True)
+    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=False)
+    assert caddy_home.legacy_caddy_dir(state).is_dir()
+
+
+def test_the_socket_directory_is_private_and_the_stale_socket_goes(tmp_path: Path) -> None:
+    directory = tmp_path / "run" / "cloche-caddy"
+    directory.mkdir(parents=True)
+    (directory / "admin.sock").write_text("")
+    caddy_home.prepare_socket_directory(f"unix/{directory}/admin.sock", IDS)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert (directory.stat().st_uid, directory.stat().st_gid) == IDS
+    assert not (directory / "admin.sock").exists()
+
+
+def test_a_shared_socket_directory_is_refused_untouched(tmp_path: Path) -> None:
+    (tmp_path / "other").write_text("")
+    os.chmod(tmp_path, 0o755)
+    with pytest.raises(HostFailure, match="holds more than Caddy's admin socket"):
+        caddy_home.prepare_socket_directory(f"unix/{tmp_path}/admin.sock", IDS)
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+
+
+def test_background_caddy_drops_to_its_user_with_the_bind_capability_only() -> None:
+    assert caddy_home.as_caddy_user(["/usr/bin/caddy", "run"], (999, 995)) == [
+        "setpriv",
+        "--reuid=999",
+        "--regid=995",
+        "--clear-groups",
+        "--inh-caps=-all,+net_bind_service",
+        "--ambient-caps=-all,+net_bind_service",
+        "--bounding-set=-all,+net_bind_service",
+        "--no-new-privs",
+        "--",
+        "/usr/bin/caddy",
+        "run",
+    ]
+
+
+def test_process_uid_reads_the_real_uid() -> None:
+    assert caddy_home.process_uid(os.getpid()) == os.getuid()
+    assert caddy_home.process_uid(2**22 + 12345) is None
 
 
 class _Host:
-    """Fakes for the host around ensure_caddy: systemd units, processes, the admin API."""
+    """Fakes for the host around ensure_caddy: systemd units, processes, the admin socket."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, systemd: bool) -> None:
         self.commands: list[list[str]] = []
         self.ok_commands: set[tuple[str, ...]] = set()
         self.answers = False
         self.started: list[list[str]] = []
+        self.stopped: list[str] = []
+        self.socket_directories: list[str] = []
+        self.pid: int | None = None
+        self.created_user = False
         # The checks for an installed Caddy must pass on machines without one.
         monkeypatch.setattr(caddy, "CADDY_BINARY", sys.executable)
         monkeypatch.setattr(caddy, "systemd_is_running", lambda: systemd)
         monkeypatch.setattr(caddy, "run", self.run)
         monkeypatch.setattr(caddy, "caddy_answers", lambda admin_listen: self.answers)
         monkeypatch.setattr(caddy, "_other_program_listens", lambda admin_listen: False)
-        monkeypatch.setattr(caddy, "_our_pid", lambda state_dir: None)
+        monkeypatch.setattr(caddy, "_our_pid", lambda state_dir: self.pid)
         monkeypatch.setattr(caddy.services, "start_service", self.start)
+        monkeypatch.setattr(caddy.services, "stop_service", self.stop)
         monkeypatch.setattr(caddy, "_wait_until_answering", lambda *args: None)
+        monkeypatch.setattr(caddy_home, "caddy_ids", lambda state_dir: (IDS, self.created_user))
+        # Never the host's /run/cloche-caddy.
+        monkeypatch.setattr(
+            caddy_home,
+            "prepare_socket_directory",
+            lambda listen, ids: self.socket_directories.append(listen),
+        )
 
     def run(self, argv: list[str], check: bool = True) -> Completed:
         self.commands.append(list(argv))
         ok = tuple(argv) in self.ok_commands
-        if tuple(argv[:2]) in {("systemctl", "start"), ("systemctl", "restart")}:
+        if tuple(argv[:2]) == ("systemctl", "start"):
             self.answers = True
         return Completed(tuple(argv), 0 if ok or check else 1, "", "")
 
     def start(self, state_dir: Path, name: str, argv: list[str], env: dict[str, str]) -> int:
         self.started.append(argv)
-        assert env["XDG_DATA_HOME"] == str(state_dir / "caddy" / "data")
+        assert env["XDG_DATA_HOME"] == str(caddy_home.caddy_dir(state_dir) / "data")
         self.answers = True
         return 4242
 
+    def stop(self, state_dir: Path, name: str) -> bool:
+        self.stopped.append(name)
+        self.pid, self.answers = None, False
+        return True
 
-def test_background_start_runs_caddy_on_the_saved_config(
+
+def test_background_start_runs_caddy_as_its_user_on_the_saved_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     host = _Host(monkeypatch, systemd=False)
     assert caddy.ensure_caddy(tmp_path) == "started (background)"
-    assert host.started == [
-        [caddy.CADDY_BINARY, "run", "--config", str(caddy.config_path(tmp_path))]
-    ]
+    command = [caddy.CADDY_BINARY, "run", "--config", str(caddy_home.config_path(tmp_path))]
+    assert host.started == [caddy_home.as_caddy_user(command, IDS)]
+    assert host.socket_directories == [caddy.ADMIN_LISTEN]
+
+
+def test_a_created_caddy_user_is_noted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    host = _Host(monkeypatch, systemd=False)
+    host.created_user = True
+    assert caddy.ensure_caddy(tmp_path) == "started (background); created the system user caddy"
+
+
+def test_a_background_caddy_left_running_as_root_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    host = _Host(monkeypatch, systemd=False)
+    host.pid = os.getpid()  # a process that is not the caddy user's
+    monkeypatch.setattr(caddy_home, "process_uid", lambda pid: IDS[0] + 1)
+    assert caddy.ensure_caddy(tmp_path) == "started (background)"
+    assert host.stopped == [caddy.CADDY_SERVICE] and len(host.started) == 1
+
+
+def test_a_background_caddy_running_as_its_user_is_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    host = _Host(monkeypatch, systemd=False)
+    host.pid, host.answers = os.getpid(), True
+    monkeypatch.setattr(caddy_home, "process_uid", lambda pid: IDS[0])
+    assert caddy.ensure_caddy(tmp_path) == "already running"
+    assert (host.stopped, host.started, host.socket_directories) == ([], [], [])
 
 
 def test_background_start_refuses_to_start_beside_another_caddy(
@@ -243,6 +400,34 @@ def test_systemd_disables_debians_caddy_and_starts_cloches(
         ["systemctl", "enable", "cloche-caddy"],
         ["systemctl", "start", "cloche-caddy"],
     ]
+    # systemd makes the socket's directory (RuntimeDirectory=), not cloche.
+    assert host.socket_directories == []
+
+
+def test_a_changed_unit_stops_caddy_before_moving_its_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    host = _Host(monkeypatch, systemd=True)
+    host.answers = True
+    host.ok_commands = {
+        ("systemctl", "is-enabled", "--quiet", "cloche-caddy"),
+        ("systemctl", "is-active", "--quiet", "cloche-caddy"),
+    }
+    unit_path = tmp_path / "cloche-caddy.service"
+    unit_path.write_text("[Service]\nUser=root\n")
+    monkeypatch.setattr(caddy, "UNIT_PATH", unit_path)
+    state = tmp_path / "cloche"
+    caddy_home.legacy_caddy_dir(state).mkdir(parents=True)
+    (caddy_home.legacy_caddy_dir(state) / "data").mkdir()
+    assert caddy.ensure_caddy(state, unit_text="[Service]\nUser=caddy\n") == "restarted (systemd)"
+    changing = [command for command in host.commands if "--quiet" not in command]
+    assert changing == [
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "stop", "cloche-caddy"],
+        ["systemctl", "start", "cloche-caddy"],
+    ]
+    assert (caddy_home.caddy_dir(state) / "data").is_dir()
+    assert not caddy_home.legacy_caddy_dir(state).exists()
 
 
 def test_systemd_keeps_a_running_unit_that_did_not_change(
@@ -259,6 +444,20 @@ def test_systemd_keeps_a_running_unit_that_did_not_change(
     monkeypatch.setattr(caddy, "UNIT_PATH", unit_path)
     assert caddy.ensure_caddy(tmp_path, unit_text="[Unit]\n") == "already running"
     assert all("--quiet" in command for command in host.commands)
+
+
+def test_the_daemon_never_moves_files_under_an_installed_unit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Without unit_text the installed unit may be the old one, still on the legacy files.
+    _Host(monkeypatch, systemd=True)
+    unit_path = tmp_path / "cloche-caddy.service"
+    unit_path.write_text("[Unit]\n")
+    monkeypatch.setattr(caddy, "UNIT_PATH", unit_path)
+    state = tmp_path / "cloche"
+    caddy_home.legacy_caddy_dir(state).mkdir(parents=True)
+    assert caddy.ensure_caddy(state) == "started (systemd)"
+    assert caddy_home.legacy_caddy_dir(state).is_dir()
 
 
 def test_systemd_without_an_installed_unit_says_to_run_host_init(

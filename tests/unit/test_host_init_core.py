@@ -119,7 +119,8 @@ def test_caddy_step_installs_the_unit_where_systemd_runs(tmp_path: Path) -> None
     host.converge_caddy_step(effects, tmp_path, host.InitReport(), lambda message: None)
     (unit,) = proxy.units
     assert unit is not None
-    assert f"--config {tmp_path}/caddy/config.json" in unit
+    assert f"--config {tmp_path.parent}/{tmp_path.name}-caddy/config.json" in unit
+    assert "User=caddy\n" in unit and "RuntimeDirectory=cloche-caddy\n" in unit
 
 
 @pytest.mark.parametrize(
@@ -128,10 +129,10 @@ def test_caddy_step_installs_the_unit_where_systemd_runs(tmp_path: Path) -> None
         (
             {"apps": {"http": {"servers": {"a": {"routes": [{}, {}]}, "b": {"routes": [{}]}}}}},
             True,
-            "Caddy answers on 127.0.0.1:2019, 3 routes",
+            "Caddy answers on its admin socket /run/cloche-caddy/admin.sock, 3 routes",
         ),
-        ({}, True, "Caddy answers on 127.0.0.1:2019, 0 routes"),
-        (None, False, "Caddy does not answer on its admin API at 127.0.0.1:2019"),
+        ({}, True, "Caddy answers on its admin socket /run/cloche-caddy/admin.sock, 0 routes"),
+        (None, False, "Caddy does not answer on its admin socket /run/cloche-caddy/admin.sock"),
     ],
 )
 def test_status_has_a_proxy_line(config: dict[str, Any] | None, ok: bool, detail: str) -> None:

@@ -16,7 +16,7 @@ from cloche.core.ports import Files, LxdServer
 from cloche.model.config import ClocheConfig, load_config_text, with_overrides
 from cloche.model.errors import ClocheError, HostFailure, Invalid
 from cloche.model.host import REQUIRED_PACKAGES
-from cloche.model.paths import CADDY_ADMIN_LISTEN
+from cloche.model.paths import CADDY_ADMIN_SOCKET
 from cloche.render import sysctl as sysctl_render
 from cloche.render.caddy import route_count
 from cloche.render.config import render_config_yaml
@@ -182,9 +182,7 @@ def converge_caddy_step(
     unit = None
     if host.services.systemd_runs():
         service = host.proxy.service(state_dir)
-        unit = render_caddy_unit(
-            service.binary, service.directory, service.config_file, service.environment
-        )
+        unit = render_caddy_unit(service)
     how = host.proxy.ensure_running(state_dir, unit)
     if how == "already running":
         report.unchanged.append("Caddy")
@@ -327,11 +325,12 @@ def _check_proxy(host: HostEffects) -> str:
     config = host.proxy.current()
     if config is None:
         raise HostFailure(
-            f"Caddy does not answer on its admin API at {CADDY_ADMIN_LISTEN} (published routes "
+            f"Caddy does not answer on its admin socket {CADDY_ADMIN_SOCKET} (published routes "
             "are down); run 'cloche host init'."
         )
     routes = route_count(config)
-    return f"Caddy answers on {CADDY_ADMIN_LISTEN}, {routes} route{'' if routes == 1 else 's'}"
+    count = f"{routes} route{'' if routes == 1 else 's'}"
+    return f"Caddy answers on its admin socket {CADDY_ADMIN_SOCKET}, {count}"
 
 
 def _check_lxd_object(lxd: LxdServer, config: ClocheConfig, kind: Kind) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import grp
+import pwd
+from pathlib import Path
 
 from cloche.host.run import run
 
@@ -25,3 +27,34 @@ def group_id(name: str) -> int | None:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         return None
+
+
+def ensure_system_user(name: str, home: Path) -> bool:
+    """Create a system user (and its own group) that cannot log in; return whether created."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                str(home),
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ]
+        )
+        return True
+    return False
+
+
+def user_ids(name: str) -> tuple[int, int] | None:
+    """The uid and primary gid of a user, or None when it does not exist."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from cloche.host import caddy, lxd_daemon, nftables, packages, services, sshd, sysctl
+from cloche.host import caddy, caddy_home, lxd_daemon, nftables, packages, services, sshd, sysctl
 from cloche.host.accounts import ADMIN_GROUP, ensure_group, group_id
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.logs import new_file_lines, new_journal_lines
@@ -23,6 +23,7 @@ from cloche.host.ports import host_port_in_use
 from cloche.host.run import run
 from cloche.model.errors import HostFailure
 from cloche.model.host import CaddyService, PathKind
+from cloche.model.paths import CADDY_USER
 from cloche.model.text import output_tail
 
 
@@ -80,7 +81,7 @@ class HostFirewall:
 
 
 class HostProxy:
-    """The Caddy that cloche runs on this host, driven through its admin API."""
+    """The Caddy that cloche runs on this host, driven through its admin socket."""
 
     def current(self) -> dict[str, Any] | None:
         """The live config, or None when Caddy does not answer."""
@@ -100,9 +101,11 @@ class HostProxy:
         """How Caddy runs here."""
         return CaddyService(
             binary=caddy.CADDY_BINARY,
-            directory=str(caddy.caddy_dir(state_dir)),
-            config_file=str(caddy.config_path(state_dir)),
-            environment=caddy.caddy_environment(state_dir),
+            directory=str(caddy_home.caddy_dir(state_dir)),
+            config_file=str(caddy_home.config_path(state_dir)),
+            environment=caddy_home.caddy_environment(state_dir),
+            user=CADDY_USER,
+            admin_socket=str(caddy_home.socket_path(caddy.ADMIN_LISTEN)),
         )
 
     def ensure_running(self, state_dir: Path, unit_text: str | None) -> str:

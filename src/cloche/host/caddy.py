@@ -1,10 +1,12 @@
 """Caddy, which serves published http:// and https:// routes: run it, and load its JSON config.
 
-Caddy runs as the systemd unit cloche-caddy where systemd runs, else as a background process
-with its pid and log under the state dir. Its certificates, its internal CA and the last config
-cloche loaded live under STATE/caddy, so a restarted Caddy serves the same routes with the same
-certificates. A config goes in through the admin API (POST /load): Caddy applies it atomically
-and keeps serving the old one when the new one fails, so there is nothing to roll back here.
+Caddy runs as its own user (caddy, with CAP_NET_BIND_SERVICE only): as the systemd unit
+cloche-caddy where systemd runs, else as a background process started through setpriv, with its
+pid and log under the state dir. Its certificates, its internal CA and the last config cloche
+loaded live in its home (caddy_home), so a restarted Caddy serves the same routes with the same
+certificates. A config goes in through the admin API (POST /load) on a unix socket only root and
+the caddy user may open: Caddy applies it atomically and keeps serving the old one when the new
+one fails, so there is nothing to roll back here.
 """
 
 from __future__ import annotations
@@ -19,18 +21,20 @@ from typing import Any
 
 import httpx
 
-from cloche.host import services
+from cloche.host import caddy_home, services
+from cloche.host.accounts import user_ids
+from cloche.host.caddy_home import Ids, config_path
 from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.lxd_daemon import systemd_is_running
 from cloche.host.run import run
 from cloche.model.errors import HostFailure, Invalid
-from cloche.model.paths import CADDY_ADMIN_LISTEN
+from cloche.model.paths import CADDY_ADMIN_LISTEN, CADDY_USER
 
 CADDY_SERVICE = "cloche-caddy"
 ADMIN_LISTEN = CADDY_ADMIN_LISTEN
 CADDY_BINARY = "/usr/bin/caddy"
 UNIT_PATH = Path(f"/etc/systemd/system/{CADDY_SERVICE}.service")
-# Debian's own unit serves /etc/caddy/Caddyfile on ports 80 and 443 and the same admin port.
+# Debian's own unit serves /etc/caddy/Caddyfile on ports 80 and 443, its admin API on TCP 2019.
 DEBIAN_UNIT = "caddy.service"
 START_TIMEOUT_SECONDS = 15.0
 _CONNECT_SECONDS = 2.0
@@ -38,32 +42,6 @@ _READ_SECONDS = 5.0
 # Loading waits until the old config's servers have stopped, which open requests can delay.
 _LOAD_SECONDS = 30.0
 _ERROR_CHARACTERS = 300
-
-
-def caddy_dir(state_dir: Path) -> Path:
-    """Caddy's home under the state dir: its data (certificates, CA), config and cloche's copy."""
-    return state_dir / "caddy"
-
-
-def config_path(state_dir: Path) -> Path:
-    """The last config cloche loaded into Caddy, which Caddy reads when it (re)starts."""
-    return caddy_dir(state_dir) / "config.json"
-
-
-def caddy_environment(state_dir: Path) -> dict[str, str]:
-    """HOME and the XDG directories that keep all of Caddy's files under caddy_dir."""
-    base = caddy_dir(state_dir)
-    return {
-        "HOME": str(base),
-        "XDG_CONFIG_HOME": str(base / "config"),
-        "XDG_DATA_HOME": str(base / "data"),
-    }
-
-
-def root_certificate_path(state_dir: Path) -> Path:
-    """The root certificate of Caddy's internal CA (clients trust it for tls: internal)."""
-    data = Path(caddy_environment(state_dir)["XDG_DATA_HOME"])
-    return data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
 
 
 def log_path(state_dir: Path) -> Path:
@@ -77,20 +55,19 @@ def minimal_config(admin_listen: str = ADMIN_LISTEN) -> dict[str, Any]:
 
 
 def _client(admin_listen: str, timeout: float) -> httpx.Client:
-    # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute loopback requests.
+    if not admin_listen.startswith("unix/"):
+        # On TCP, even loopback, any local process could reconfigure every route.
+        raise Invalid(f"Caddy's admin address {admin_listen!r} is not unix/PATH; use a socket.")
+    # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute the requests.
     limits = httpx.Timeout(timeout, connect=_CONNECT_SECONDS)
-    if admin_listen.startswith("unix/"):
-        # On a unix socket Caddy accepts only an empty Host header.
-        transport = httpx.HTTPTransport(uds=admin_listen.removeprefix("unix/"))
-        return httpx.Client(
-            transport=transport,
-            base_url="http://localhost",
-            headers={"Host": ""},
-            timeout=limits,
-            trust_env=False,
-        )
-    # httpx sends Host: ADDRESS:PORT, which is one of the origins Caddy's admin API allows.
-    return httpx.Client(base_url=f"http://{admin_listen}", timeout=limits, trust_env=False)
+    # On a unix socket Caddy accepts only an empty Host header.
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(caddy_home.socket_path(admin_listen))),
+        base_url="http://localhost",
+        headers={"Host": ""},
+        timeout=limits,
+        trust_env=False,
+    )
 
 
 def current_config(admin_listen: str = ADMIN_LISTEN) -> dict[str, Any] | None:
@@ -167,10 +144,8 @@ def load_config(config: dict[str, Any], state_dir: Path, admin_listen: str = ADM
             f"Caddy refused the new config and still serves the previous one: "
             f"{_caddy_error(response)}; fix what it names and try again."
         )
-    # Caddy's key order differs from ours; sorted keys keep the file stable between loads.
-    write_atomically(
-        config_path(state_dir), json.dumps(config, indent=2, sort_keys=True) + "\n", mode=0o600
-    )
+    # Caddy (the caddy group) must read what it restarts with; without that user, root only.
+    caddy_home.write_config(state_dir, config, user_ids(CADDY_USER) or (os.geteuid(), 0))
 
 
 def _log_hint(state_dir: Path) -> str:
@@ -179,23 +154,8 @@ def _log_hint(state_dir: Path) -> str:
     return str(log_path(state_dir))
 
 
-def _prepare_files(state_dir: Path, admin_listen: str) -> None:
-    base = caddy_dir(state_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o700)  # the internal CA's keys and the certificates' keys live here
-    text = read_text_or_none(config_path(state_dir))
-    try:
-        saved = json.loads(text) if text is not None else None
-    except ValueError:
-        saved = None
-    if not isinstance(saved, dict):
-        saved = {}
-    wanted = {**saved, **minimal_config(admin_listen)}
-    if text is None or saved != wanted:
-        # Keep the saved routes; only an admin block that would lose cloche is replaced.
-        write_atomically(
-            config_path(state_dir), json.dumps(wanted, indent=2, sort_keys=True) + "\n", mode=0o600
-        )
+def _prepare_files(state_dir: Path, admin_listen: str, ids: Ids, *, move: bool) -> None:
+    caddy_home.prepare_home(state_dir, minimal_config(admin_listen)["admin"], ids, move=move)
 
 
 def _our_pid(state_dir: Path) -> int | None:
@@ -241,14 +201,14 @@ def _wait_until_answering(state_dir: Path, admin_listen: str, pid: int | None) -
 
 
 def _other_program_listens(admin_listen: str) -> bool:
-    if admin_listen.startswith("unix/"):
-        return False
-    host, _, port = admin_listen.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_SECONDS):
-            return True
-    except (OSError, ValueError):
-        return False
+    # A stale socket file refuses connections; a live one that is not Caddy accepts them.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_CONNECT_SECONDS)
+        try:
+            probe.connect(str(caddy_home.socket_path(admin_listen)))
+        except OSError:
+            return False
+    return True
 
 
 def _refuse_another_caddy(admin_listen: str) -> None:
@@ -265,20 +225,34 @@ def _refuse_another_caddy(admin_listen: str) -> None:
         )
 
 
-def _ensure_in_background(state_dir: Path, admin_listen: str) -> str:
+def _runs_as_caddy(state_dir: Path, ids: Ids) -> int | None:
     pid = _our_pid(state_dir)
+    if pid is not None and caddy_home.process_uid(pid) not in (ids[0], None):
+        # Started as root before Caddy had its own user and socket: replace it.
+        services.stop_service(state_dir, CADDY_SERVICE)
+        return None
+    return pid
+
+
+def _ensure_in_background(state_dir: Path, admin_listen: str, ids: Ids) -> str:
+    pid = _runs_as_caddy(state_dir, ids)
     if pid is not None:
+        _prepare_files(state_dir, admin_listen, ids, move=False)
         _wait_until_answering(state_dir, admin_listen, pid)  # it may still be starting
         return "already running"
     _refuse_another_caddy(admin_listen)
+    _prepare_files(state_dir, admin_listen, ids, move=True)
+    caddy_home.prepare_socket_directory(admin_listen, ids)
     environment = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        **caddy_environment(state_dir),
+        **caddy_home.caddy_environment(state_dir),
     }
     pid = services.start_service(
         state_dir,
         CADDY_SERVICE,
-        [CADDY_BINARY, "run", "--config", str(config_path(state_dir))],
+        caddy_home.as_caddy_user(
+            [CADDY_BINARY, "run", "--config", str(config_path(state_dir))], ids
+        ),
         env=environment,
     )
     _wait_until_answering(state_dir, admin_listen, pid)
@@ -289,7 +263,9 @@ def _unit_state(verb: str, unit: str) -> bool:
     return run(["systemctl", verb, "--quiet", unit], check=False).ok
 
 
-def _ensure_with_systemd(state_dir: Path, admin_listen: str, unit_text: str | None) -> str:
+def _ensure_with_systemd(
+    state_dir: Path, admin_listen: str, unit_text: str | None, ids: Ids
+) -> str:
     note = ""
     if _unit_state("is-enabled", DEBIAN_UNIT) or _unit_state("is-active", DEBIAN_UNIT):
         run(["systemctl", "disable", "--now", DEBIAN_UNIT])
@@ -305,29 +281,36 @@ def _ensure_with_systemd(state_dir: Path, admin_listen: str, unit_text: str | No
         run(["systemctl", "enable", CADDY_SERVICE])
     active = _unit_state("is-active", CADDY_SERVICE)
     if active and not changed:
+        _prepare_files(state_dir, admin_listen, ids, move=False)
         _wait_until_answering(state_dir, admin_listen, None)
         return "already running" + note
-    if not active:
+    if active:
+        # A changed unit takes effect only on a new start, and the old one may still run as
+        # root on the legacy files, which move only while it is stopped.
+        run(["systemctl", "stop", CADDY_SERVICE])
+    else:
         _refuse_another_caddy(admin_listen)
-    # A changed unit takes effect only on restart; Caddy comes back with the saved config.
-    run(["systemctl", "restart" if active else "start", CADDY_SERVICE])
+    # Only host init (which gives the unit) moves files: the installed unit may be the old one.
+    _prepare_files(state_dir, admin_listen, ids, move=unit_text is not None)
+    run(["systemctl", "start", CADDY_SERVICE])
     _wait_until_answering(state_dir, admin_listen, None)
-    return "started (systemd)" + note
+    return ("restarted (systemd)" if active else "started (systemd)") + note
 
 
 def ensure_caddy(
     state_dir: Path, admin_listen: str = ADMIN_LISTEN, *, unit_text: str | None = None
 ) -> str:
-    """Make Caddy run and answer; say how: 'already running', 'started (background|systemd)'."""
+    """Make Caddy run as its user and answer; say how: 'already running', 'started (...)'."""
     # Where systemd runs, unit_text (render.systemd.render_caddy_unit; host may not import
-    # render) is installed when given, else the installed unit is used. When Debian's
-    # caddy.service had to be disabled, a note saying so follows the answer after '; '.
+    # render) is installed when given, else the installed unit is used. Notes (Debian's
+    # caddy.service disabled, the caddy user created) follow the answer after '; '.
     if not Path(CADDY_BINARY).exists():
         raise HostFailure(
             f"Caddy is not installed ({CADDY_BINARY} is missing); run 'cloche host init' to "
             "install the Debian package caddy."
         )
-    _prepare_files(state_dir, admin_listen)
+    ids, created = caddy_home.caddy_ids(state_dir)
+    note = f"; created the system user {CADDY_USER}" if created else ""
     if systemd_is_running():
-        return _ensure_with_systemd(state_dir, admin_listen, unit_text)
-    return _ensure_in_background(state_dir, admin_listen)
+        return _ensure_with_systemd(state_dir, admin_listen, unit_text, ids) + note
+    return _ensure_in_background(state_dir, admin_listen, ids) + note

@@ -24,11 +24,14 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> None:
+def write_atomically(
+    path: Path, content: str | bytes, mode: int = 0o644, owner: tuple[int, int] | None = None
+) -> None:
     """Write content to path so that readers see either the old or the new file, never half.
 
     Durable too: the file is synced before the rename and its directory after, so a power cut
-    leaves the old file or the new one, not an empty one.
+    leaves the old file or the new one, not an empty one. owner is (uid, gid), set before the
+    rename so no reader ever sees the file with the wrong owner.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
@@ -38,6 +41,8 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+        if owner is not None:
+            os.chown(temporary, *owner)
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

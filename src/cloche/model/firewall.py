@@ -19,8 +19,9 @@ EgressKeyword = Literal["open", "none"]
 # metadata address) and the other clouds' metadata and DNS addresses. The networks of the host's
 # own interfaces (its LAN) are added by the caller.
 CLOSED_RANGES = ("100.100.100.200/32", "168.63.129.16/32", "169.254.0.0/16")
-# Caddy's admin API; LXD's API port is added by the caller when LXD listens on the network.
-DEFAULT_MANAGEMENT_PORTS = (2019,)
+# None by default: Caddy's admin API is a unix socket (no port) and env_to_host drops every host
+# port that is not public anyway; LXD's API port belongs here when LXD listens on the network.
+DEFAULT_MANAGEMENT_PORTS: tuple[int, ...] = ()
 # Tenant tags travel in the 32-bit packet mark.
 MAX_TENANT_TAG = 2**32 - 1
 

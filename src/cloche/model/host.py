@@ -43,9 +43,11 @@ class LxdObject:
 
 @dataclass(frozen=True)
 class CaddyService:
-    """How cloche runs Caddy: its binary, home, config file and environment."""
+    """How cloche runs Caddy: its binary, home, config file, environment, user, admin socket."""
 
     binary: str
     directory: str
     config_file: str
     environment: dict[str, str]
+    user: str
+    admin_socket: str

@@ -35,6 +35,7 @@ Protocol = Literal["tcp", "udp"]
 DEFAULT_ENV_PORT = 80
 LOWEST_HOST_PORT = 1024
 # Ports at or above 1024 the host itself listens on; a proxy device there would shadow them.
+# 2019 stays reserved: a Caddy not yet moved to its admin socket (or Debian's) listens there.
 RESERVED_HOST_PORTS: dict[int, str] = {2019: "Caddy's admin API", 8443: "LXD's API"}
 
 _DIGITS = frozenset("0123456789")

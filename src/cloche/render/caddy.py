@@ -9,7 +9,6 @@ most specific prefix wins.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -79,15 +78,12 @@ def _order(published: PublishedHttpRoute) -> tuple[str, str, int, str]:
 
 
 def _check_admin_listen(admin_listen: str) -> None:
-    host, _, port = admin_listen.rpartition(":")
-    try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not admin_listen.startswith("unix/") and not (loopback and port.isdigit()):
+    socket_path = admin_listen.removeprefix("unix/")
+    if socket_path == admin_listen or not socket_path.startswith("/") or "|" in socket_path:
+        # On TCP, even loopback, any local process could load a file server rooted at /.
         raise Invalid(
-            f"Caddy's admin address {admin_listen!r} is not local; it controls every route, "
-            "so use a loopback address such as 127.0.0.1:2019 or a unix/ socket."
+            f"Caddy's admin address {admin_listen!r} is not a unix socket; it controls every "
+            "route, so use unix//ABSOLUTE/PATH in a directory only root and Caddy may enter."
         )
 
 

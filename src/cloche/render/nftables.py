@@ -284,11 +284,15 @@ def _input_rules(policy: FirewallPolicy) -> list[str]:
 
 
 def _env_to_host_rules(policy: FirewallPolicy) -> list[str]:
-    return [
+    # An empty set is an nft syntax error, and with no management port there is nothing to drop.
+    management = [
         _rule(
             f"tcp dport {_ports(policy.management_ports)} drop",
-            "management ports (Caddy admin, LXD API) never answer environments",
-        ),
+            "management ports never answer environments",
+        )
+    ]
+    return [
+        *(management if policy.management_ports else []),
         _rule("udp dport 67 accept", "DHCP: environments get their address from LXD's dnsmasq"),
         _rule("ip saddr @egress_none udp dport 53 drop", "egress none: no DNS, no channel out"),
         _rule("ip saddr @egress_none tcp dport 53 drop", "egress none: no DNS over TCP either"),
