@@ -41,8 +41,9 @@ from benchlib import CLOCHE, KEY, ROOT, run
 sys.path.insert(0, str(ROOT / "src"))
 from cloche.client import Client
 
-ROOT_CA = "/var/lib/cloche/caddy/data/caddy/pki/authorities/local/root.crt"
-ADMIN = "http://127.0.0.1:2019"
+ROOT_CA = "/var/lib/cloche-caddy/data/caddy/pki/authorities/local/root.crt"
+# Caddy's admin API is a unix socket only root may open; on it Caddy wants an empty Host header.
+ADMIN = ("--unix-socket", "/run/cloche-caddy/admin.sock", "-H", "Host;")
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 30) -> None:
@@ -141,9 +142,10 @@ def caddy_load(config: dict[str, object]) -> None:
     run(
         "curl",
         "-sf",
+        *ADMIN,
         "-X",
         "POST",
-        f"{ADMIN}/load",
+        "http://localhost/load",
         "-H",
         "Content-Type: application/json",
         "-d",
@@ -153,7 +155,7 @@ def caddy_load(config: dict[str, object]) -> None:
 
 def current_caddy_config() -> dict[str, object]:
     """Caddy's live config."""
-    return dict(json.loads(run("curl", "-sf", f"{ADMIN}/config/")))
+    return dict(json.loads(run("curl", "-sf", *ADMIN, "http://localhost/config/")))
 
 
 def bench_https(address: str, n: int) -> dict[str, float]:

@@ -8,9 +8,7 @@ bridge of this machine.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 
 from cloche.host import nftables
+from tests.integration import host_services
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
 from tests.integration.conftest import apt_mirror_host, lxc
 from tests.integration.test_environments import make_user, remove_user
@@ -317,10 +316,7 @@ with open("/root/probe.log", "a") as log:
 
 
 def _kill_the_daemon() -> None:
-    if Path("/run/systemd/system").is_dir():
-        subprocess.run(["systemctl", "kill", "-s", "KILL", "cloche"], check=True, timeout=30)
-    else:
-        os.kill(int(Path("/var/lib/cloche/run/cloche.pid").read_text()), signal.SIGKILL)
+    host_services.kill_daemon()
     time.sleep(0.5)
 
 

@@ -3,17 +3,21 @@
 The host's own Caddy (state dir /var/lib/cloche) belongs to the daemon, whose reconciler puts its
 config back whenever it drifts, and it may serve real routes. So only the start test touches it
 (without loading anything); the loading tests start a private Caddy through the same code, with
-its own state dir, admin address and ports, and stop it afterwards.
+its own state dir, admin socket and ports, and stop it afterwards. Caddy runs as the caddy user,
+so a private one lives in a directory that user can reach (not pytest's 0700 tmp_path).
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import os
 import secrets
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +27,10 @@ from typing import Any
 
 import pytest
 
-from cloche.host import caddy, services
+from cloche.host import caddy, caddy_home, services
+from cloche.host.accounts import user_ids
 from cloche.model.errors import HostFailure
+from cloche.model.paths import CADDY_USER
 from cloche.model.routes import HttpRoute, PublishedHttpRoute, parse_route
 from cloche.render.caddy import render_caddy_config
 from tests.integration.conftest import free_port
@@ -36,17 +42,61 @@ pytestmark = pytest.mark.skipif(
 STATE_DIR = Path("/var/lib/cloche")
 
 
+def _caddy_pid(state_dir: Path) -> int | None:
+    if caddy.systemd_is_running():
+        shown = subprocess.run(
+            ["systemctl", "show", "--property=MainPID", "--value", caddy.CADDY_SERVICE],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(shown.stdout.strip() or 0) or None
+    return services.running_pid(state_dir, caddy.CADDY_SERVICE)
+
+
 def test_ensure_caddy_is_idempotent_on_the_host() -> None:
     first = caddy.ensure_caddy(STATE_DIR)
-    assert first.split(";")[0] in {"already running", "started (background)", "started (systemd)"}
+    assert first.split(";")[0] in {
+        "already running",
+        "started (background)",
+        "started (systemd)",
+        "restarted (systemd)",
+    }
     assert caddy.ensure_caddy(STATE_DIR) == "already running"
     assert caddy.caddy_answers()
     live = caddy.current_config()
     assert live is not None
-    assert live["admin"]["listen"] == caddy.ADMIN_LISTEN
-    saved = caddy.config_path(STATE_DIR)
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
-    assert stat.S_IMODE(caddy.caddy_dir(STATE_DIR).stat().st_mode) == 0o700
+    assert live["admin"]["listen"] == caddy.ADMIN_LISTEN == "unix//run/cloche-caddy/admin.sock"
+    ids = user_ids(CADDY_USER)
+    assert ids is not None
+    # Caddy runs as its own user, with the bind capability only.
+    pid = _caddy_pid(STATE_DIR)
+    assert pid is not None and caddy_home.process_uid(pid) == ids[0]
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "CapEff:\t0000000000000400" in status  # CAP_NET_BIND_SERVICE (bit 10) alone
+    saved = caddy_home.config_path(STATE_DIR)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o640
+    assert (saved.stat().st_uid, saved.stat().st_gid) == (0, ids[1])
+    home = caddy_home.caddy_dir(STATE_DIR)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700 and home.stat().st_uid == ids[0]
+    socket_dir = caddy_home.socket_path(caddy.ADMIN_LISTEN).parent
+    assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700 and socket_dir.stat().st_uid == ids[0]
+    assert not caddy_home.legacy_caddy_dir(STATE_DIR).exists()  # moved to the new home
+
+
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A directory of this test that the caddy user can traverse (0755), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="cloche-caddy-test-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _private_listen(base: Path) -> str:
+    return f"unix/{base}/admin/admin.sock"
 
 
 @dataclass
@@ -82,7 +132,7 @@ class PrivateCaddy:
             "--resolve",
             f"{domain}:{self.https_port}:127.0.0.1",
             "--cacert",
-            str(caddy.root_certificate_path(self.state_dir)),
+            str(caddy_home.root_certificate_path(self.state_dir)),
             f"https://{domain}:{self.https_port}/",
         ]
         if host_header is not None:
@@ -101,11 +151,11 @@ class PrivateCaddy:
 
 
 @pytest.fixture
-def private_caddy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateCaddy]:
+def private_caddy(reachable_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateCaddy]:
     """A Caddy of this test only, run in the background even where systemd runs."""
     monkeypatch.setattr(caddy, "systemd_is_running", lambda: False)
-    state_dir = tmp_path / "state"
-    admin_listen = f"127.0.0.1:{free_port()}"
+    state_dir = reachable_dir / "state"
+    admin_listen = _private_listen(reachable_dir)
     try:
         assert caddy.ensure_caddy(state_dir, admin_listen) == "started (background)"
         assert caddy.ensure_caddy(state_dir, admin_listen) == "already running"
@@ -153,7 +203,7 @@ def test_a_loaded_route_serves_its_domain_only(
     other = f"other-{secrets.token_hex(4)}.test"
     assert marker not in private_caddy.get(other).stdout
     assert marker not in private_caddy.get(domain, host_header=other).stdout
-    saved = caddy.config_path(private_caddy.state_dir)
+    saved = caddy_home.config_path(private_caddy.state_dir)
     assert json.loads(saved.read_text()) == config
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
 
@@ -184,7 +234,7 @@ def test_a_refused_config_leaves_the_previous_one_serving(
         assert reason in message
         assert "\n" not in message
         assert caddy.current_config(private_caddy.admin_listen) == good
-        assert json.loads(caddy.config_path(private_caddy.state_dir).read_text()) == good
+        assert json.loads(caddy_home.config_path(private_caddy.state_dir).read_text()) == good
         assert marker in private_caddy.get(domain).stdout
 
 
@@ -215,19 +265,19 @@ def test_another_caddy_on_the_admin_address_is_refused(
 
 
 def test_a_caddy_that_cannot_start_names_the_cause_and_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reachable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(caddy, "systemd_is_running", lambda: False)
-    state_dir = tmp_path / "state"
-    admin_listen = f"127.0.0.1:{free_port()}"
+    state_dir = reachable_dir / "state"
+    admin_listen = _private_listen(reachable_dir)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
         saved = caddy.minimal_config(admin_listen)
         saved["apps"] = {"http": {"servers": {"s": {"listen": [f"127.0.0.1:{taken}"]}}}}
-        caddy.config_path(state_dir).parent.mkdir(parents=True)
-        caddy.config_path(state_dir).write_text(json.dumps(saved))
+        caddy_home.config_path(state_dir).parent.mkdir(parents=True)
+        caddy_home.config_path(state_dir).write_text(json.dumps(saved))
         try:
             with pytest.raises(HostFailure) as caught:
                 caddy.ensure_caddy(state_dir, admin_listen)

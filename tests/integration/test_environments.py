@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 from cloche.model.instances import ROLE_ENVIRONMENT
 from cloche.render.instance import project_name
 from tests.conftest import unique_suffix
+from tests.integration import host_services
 from tests.integration.cloche_cli import KEYS, cloche, cloche_json, cloche_ok
 from tests.integration.conftest import lxc
 
@@ -201,10 +200,6 @@ def test_docker_profile_allows_nesting_and_strict_does_not(owner: str) -> None:
         cloche_ok("rm", f"{owner}/tight", "--yes")
 
 
-def _daemon_pid() -> int:
-    return int((STATE_DIR / "run" / "cloche.pid").read_text())
-
-
 def _consistent(user: str) -> tuple[list[str], list[str]]:
     records = sorted(env["name"] for env in cloche_json("list", "--user", user))
     listed = lxc("list", "--project", project_name(user), "--format", "json").stdout
@@ -216,9 +211,6 @@ def _consistent(user: str) -> tuple[list[str], list[str]]:
     return records, instances
 
 
-@pytest.mark.skipif(
-    Path("/run/systemd/system").is_dir(), reason="the daemon runs under systemd on this machine"
-)
 def test_killing_the_daemon_mid_create_leaves_nothing_half_made() -> None:
     user = make_user("--max-envs", "3")
     try:
@@ -231,8 +223,7 @@ def test_killing_the_daemon_mid_create_leaves_nothing_half_made() -> None:
             if probe.returncode == 0:
                 break
             time.sleep(0.05)
-        os.kill(_daemon_pid(), signal.SIGKILL)
-        time.sleep(0.5)
+        host_services.kill_daemon()  # systemctl kill where systemd runs, else its pid file
         cloche_ok("host", "init")  # starts the daemon again; it reconciles at start
         deadline = time.monotonic() + 60
         while _consistent(user) != (["first"], ["first"]) and time.monotonic() < deadline:
@@ -255,17 +246,11 @@ def test_killing_the_daemon_mid_create_leaves_nothing_half_made() -> None:
         remove_user(user)
 
 
-@pytest.mark.skipif(
-    Path("/run/systemd/system").is_dir(), reason="LXD runs under systemd on this machine"
-)
 def test_environments_survive_an_lxd_restart(owner: str) -> None:
-    # The LXD that 'cloche host init' started (its pid, as LXD itself reports it).
-    pid = int(json.loads(lxc("query", "/1.0").stdout)["environment"]["server_pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    before = host_services.lxd_pid()
+    host_services.stop_lxd()  # systemctl stop lxd.service where systemd runs, else SIGTERM
     cloche_ok("host", "init")
+    assert host_services.lxd_pid() != before  # positive control: LXD really restarted
     assert cloche_json("info", f"{owner}/main")["state"] == "Running"
     assert exec_as_user(f"{owner}/main", "hostname") == "main"
     assert any(env["name"] == "main" for env in cloche_json("list", "--user", owner))

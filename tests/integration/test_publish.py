@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cloche.host import caddy, nftables
+from cloche.host import caddy, caddy_home, nftables
+from tests.integration import host_services
 from tests.integration.cloche_cli import cloche, cloche_json, cloche_ok
 from tests.integration.conftest import free_port, lxc
 from tests.integration.test_environments import make_user, remove_user
@@ -83,7 +84,7 @@ def fetch_https(site: Site, domain: str, path: str = "/marker.txt") -> tuple[str
         "--resolve",
         f"{domain}:443:{site.client.outer}",
         "--cacert",
-        str(caddy.root_certificate_path(STATE_DIR)),
+        str(caddy_home.root_certificate_path(STATE_DIR)),
     )
 
 
@@ -296,11 +297,7 @@ def test_the_reconciler_restores_a_removed_device_and_caddy_config(site: Site) -
         until(lambda: fetch_https(site, domain)[1] == "200", 20, "no https answer")
         started = datetime.now(UTC)
         lxc("config", "device", "remove", site.env, f"cloche-tcp-{port}", "--project", site.project)
-        subprocess.run(
-            ["curl", "-sf", "-X", "DELETE", "http://127.0.0.1:2019/config/apps/http"],
-            check=True,
-            capture_output=True,
-        )
+        host_services.caddy_admin("DELETE", "/config/apps/http").raise_for_status()
         assert f"cloche-tcp-{port}" not in device_names(site)
         assert fetch_https(site, domain)[1] != "200"
         # The reconciler passes every 60 s.
