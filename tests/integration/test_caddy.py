@@ -81,7 +81,8 @@ def test_ensure_caddy_is_idempotent_on_the_host() -> None:
     assert stat.S_IMODE(home.stat().st_mode) == 0o700 and home.stat().st_uid == ids[0]
     socket_dir = caddy_home.socket_path(caddy.ADMIN_LISTEN).parent
     assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700 and socket_dir.stat().st_uid == ids[0]
-    assert not caddy_home.legacy_caddy_dir(STATE_DIR).exists()  # moved to the new home
+    # The certificates and the internal CA moved to the new home.
+    assert not (caddy_home.legacy_caddy_dir(STATE_DIR) / "data").exists()
 
 
 @pytest.fixture
