@@ -51,19 +51,6 @@ def _config(routes: int) -> dict[str, Any]:
     return config
 
 
-def test_caddys_home_is_the_state_dirs_sibling(tmp_path: Path) -> None:
-    # The state dir is 0700 root's; the caddy user could not enter a home inside it.
-    state = tmp_path / "cloche"
-    assert caddy_home.caddy_dir(state) == tmp_path / "cloche-caddy"
-    assert caddy_home.caddy_dir(Path("/var/lib/cloche")) == Path("/var/lib/cloche-caddy")
-    assert caddy_home.config_path(state) == tmp_path / "cloche-caddy" / "config.json"
-    assert caddy_home.legacy_caddy_dir(state) == state / "caddy"
-    assert caddy_home.root_certificate_path(state) == (
-        tmp_path / "cloche-caddy/data/caddy/pki/authorities/local/root.crt"
-    )
-    assert set(caddy_home.caddy_environment(state)) == {"HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
-
-
 def test_the_admin_api_is_a_private_unix_socket_by_default() -> None:
     assert caddy.ADMIN_LISTEN == "unix//run/cloche-caddy/admin.sock"
     assert caddy_home.socket_path(caddy.ADMIN_LISTEN) == Path("/run/cloche-caddy/admin.sock")
@@ -189,101 +176,6 @@ def test_a_config_that_would_move_the_admin_api_is_refused(
     with pytest.raises(Invalid, match=r"must keep the admin API on unix//run/cloche-caddy/admin"):
         caddy.load_config(config, tmp_path)
     assert seen == []
-
-
-def test_prepare_keeps_saved_routes_and_fixes_only_the_admin_block(tmp_path: Path) -> None:
-    saved = _config(2)
-    saved["admin"] = {"listen": "127.0.0.1:2019"}
-    caddy_home.config_path(tmp_path).parent.mkdir(parents=True)
-    caddy_home.config_path(tmp_path).write_text(json.dumps(saved))
-    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN, IDS, move=False)
-    assert json.loads(caddy_home.config_path(tmp_path).read_text()) == _config(2)
-    home = caddy_home.caddy_dir(tmp_path)
-    assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    assert (home.stat().st_uid, home.stat().st_gid) == IDS
-
-
-def test_prepare_writes_the_minimal_config_when_there_is_none(tmp_path: Path) -> None:
-    caddy._prepare_files(tmp_path, caddy.ADMIN_LISTEN, IDS, move=False)
-    written = json.loads(caddy_home.config_path(tmp_path).read_text())
-    assert written == {
-        "admin": {"listen": "unix//run/cloche-caddy/admin.sock", "config": {"persist": False}}
-    }
-    assert stat.S_IMODE(caddy_home.config_path(tmp_path).stat().st_mode) == 0o640
-
-
-def test_prepare_moves_the_legacy_files_once_and_keeps_the_routes(tmp_path: Path) -> None:
-    state = tmp_path / "cloche"
-    legacy = caddy_home.legacy_caddy_dir(state)
-    (legacy / "data" / "caddy" / "pki").mkdir(parents=True)
-    (legacy / "data" / "caddy" / "pki" / "root.key").write_text("key")
-    old = _config(1)
-    old["admin"] = {"listen": "127.0.0.1:2019", "config": {"persist": False}}
-    (legacy / "config.json").write_text(json.dumps(old))
-    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
-    home = caddy_home.caddy_dir(state)
-    assert (home / "data" / "caddy" / "pki" / "root.key").read_text() == "key"
-    assert json.loads(caddy_home.config_path(state).read_text()) == _config(1)
-    assert not legacy.exists()
-    # Run again (no legacy dir left): nothing changes.
-    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
-    assert json.loads(caddy_home.config_path(state).read_text()) == _config(1)
-
-
-def test_prepare_never_overwrites_what_the_new_home_holds(tmp_path: Path) -> None:
-    state = tmp_path / "cloche"
-    (caddy_home.legacy_caddy_dir(state) / "data").mkdir(parents=True)
-    (caddy_home.legacy_caddy_dir(state) / "data" / "old").write_text("old")
-    (caddy_home.caddy_dir(state) / "data").mkdir(parents=True)
-    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=True)
-    assert not (caddy_home.caddy_dir(state) / "data" / "old").exists()
-    assert (caddy_home.legacy_caddy_dir(state) / "data" / "old").read_text() == "old"
-
-
-def test_legacy_files_stay_while_caddy_may_run(tmp_path: Path) -> None:
-    state = tmp_path / "cloche"
-    caddy_home.legacy_caddy_dir(state).mkdir(parents=True)
-    caddy._prepare_files(state, caddy.ADMIN_LISTEN, IDS, move=False)
-    assert caddy_home.legacy_caddy_dir(state).is_dir()
-
-
-def test_the_socket_directory_is_private_and_the_stale_socket_goes(tmp_path: Path) -> None:
-    directory = tmp_path / "run" / "cloche-caddy"
-    directory.mkdir(parents=True)
-    (directory / "admin.sock").write_text("")
-    caddy_home.prepare_socket_directory(f"unix/{directory}/admin.sock", IDS)
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert (directory.stat().st_uid, directory.stat().st_gid) == IDS
-    assert not (directory / "admin.sock").exists()
-
-
-def test_a_shared_socket_directory_is_refused_untouched(tmp_path: Path) -> None:
-    (tmp_path / "other").write_text("")
-    os.chmod(tmp_path, 0o755)
-    with pytest.raises(HostFailure, match="holds more than Caddy's admin socket"):
-        caddy_home.prepare_socket_directory(f"unix/{tmp_path}/admin.sock", IDS)
-    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
-
-
-def test_background_caddy_drops_to_its_user_with_the_bind_capability_only() -> None:
-    assert caddy_home.as_caddy_user(["/usr/bin/caddy", "run"], (999, 995)) == [
-        "setpriv",
-        "--reuid=999",
-        "--regid=995",
-        "--clear-groups",
-        "--inh-caps=-all,+net_bind_service",
-        "--ambient-caps=-all,+net_bind_service",
-        "--bounding-set=-all,+net_bind_service",
-        "--no-new-privs",
-        "--",
-        "/usr/bin/caddy",
-        "run",
-    ]
-
-
-def test_process_uid_reads_the_real_uid() -> None:
-    assert caddy_home.process_uid(os.getpid()) == os.getuid()
-    assert caddy_home.process_uid(2**22 + 12345) is None
 
 
 class _Host:
