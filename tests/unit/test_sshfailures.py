@@ -53,6 +53,11 @@ def test_an_ipv4_client_on_a_dual_stack_socket_has_one_form() -> None:
     assert parse_outcome(line) == SshOutcome("203.0.113.7", 4022, failed=True)
 
 
+def test_a_link_local_client_is_its_address_without_the_zone() -> None:
+    line = "Invalid user admin from fe80::1%eth0 port 4022"
+    assert parse_outcome(line) == SshOutcome("fe80::1", 4022, failed=True)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -95,6 +100,7 @@ def test_a_forged_acceptance_in_a_user_name_stays_a_failure_of_the_real_client()
         "Invalid user admin from ::: port 4022",
         "Invalid user admin from 203.0.113.7 port 0",
         "Invalid user admin from 203.0.113.7 port 70000",
+        "Invalid user admin from 203.0.113.7 port " + "9" * 5000,
         "Invalid user admin from 203.0.113.7 port 4022 trailing",
         "",
     ],

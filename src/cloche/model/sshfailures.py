@@ -19,7 +19,8 @@ _PREFIX = re.compile(
     r"^(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ )?"
     r"sshd(?:-session)?\[\d+\]: "
 )
-_ADDRESS = r"(?P<address>[0-9A-Fa-f:.]+) port (?P<port>\d+)"
+# A link-local IPv6 client comes with its zone (fe80::1%eth0); the firewall bans the address.
+_ADDRESS = r"(?P<address>[0-9A-Fa-f:.]+)(?:%[A-Za-z0-9_.-]{1,15})? port (?P<port>\d{1,5})"
 _FROM = rf" from {_ADDRESS}"
 # Only connections that named a user tried to sign in; scanners close before that.
 _USER = r"(?:invalid|authenticating) user (?P<user>.*) "
