@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from cloche.core.ports import BackupCatalog
 from cloche.host.adapters import HostNetworkStack
 from cloche.host.files import write_atomically
 from cloche.model.audit import AuditEvent
+from cloche.model.bans import Ban
 from cloche.model.commands import NewEnvironment, NewUser
 from cloche.model.config import ClocheConfig
 from cloche.model.errors import ClocheError, Conflict, HostFailure, Invalid, NotFound
@@ -811,3 +812,11 @@ def new_env(
         disk_bytes=disk_bytes,
         processes=None,
     )
+
+
+def ban_for_an_hour(context: Context, address: str, failures: int = 10) -> Ban:
+    """Store a ban of address that runs out in an hour (as if sshd failures had made it)."""
+    now = context.host.clock.now()
+    ban = Ban(address, now + timedelta(hours=1), failures, now)
+    context.database.bans.change([ban], [])
+    return ban

@@ -18,7 +18,14 @@ from cloche.core import backup_repositories
 from cloche.model.config import parse_config
 from cloche.model.errors import HostFailure
 from cloche.wire import ErrorBody
-from tests.unit.fakes import FakeContext, TestClient, fake_context, public_key, wait_operation
+from tests.unit.fakes import (
+    FakeContext,
+    TestClient,
+    ban_for_an_hour,
+    fake_context,
+    public_key,
+    wait_operation,
+)
 
 # Routes that answer without a body, each with the reason.
 NO_BODY = {("DELETE", "/v1/backups/repositories/{name}"): "204: the repository is forgotten"}
@@ -233,6 +240,9 @@ def test_every_route_answers_what_its_model_describes(app: FastAPI, context: Fak
         call("GET", "/v1/backups/repositories")
         call("GET", "/v1/audit", params={"limit": 500})
         call("GET", "/v1/audit/verify")
+        ban_for_an_hour(context, "2001:db8::7")
+        [ban] = call("GET", "/v1/host/bans")
+        assert call("DELETE", f"/v1/host/bans/{ban['address']}") == ban
 
         call("DELETE", f"{base}/routes", params={"spec": "https://app.test"})
         call.wait(call("POST", f"{base}/snapshots/before/restore", 202, json={}))

@@ -19,7 +19,7 @@ from cloche.api.app import create_app
 from cloche.client import Client, HostFailure, Invalid, NotFound, OperationHandle, QuotaExceeded
 from cloche.core import backup_repositories
 from cloche.wire import Environment, EnvironmentInfo, HttpRoute, PortRoute, PublishedPortRoute
-from tests.unit.fakes import FakeContext, TestClient, events, public_key
+from tests.unit.fakes import FakeContext, TestClient, ban_for_an_hour, events, public_key
 from tests.unit.served import ACTOR
 
 PUBLIC_NAMES = {
@@ -27,6 +27,7 @@ PUBLIC_NAMES = {
     "AuditLog",
     "BackupRepositories",
     "Backups",
+    "Bans",
     "Client",
     "ClocheError",
     "Conflict",
@@ -54,6 +55,7 @@ RESOURCES = (
     "egress",
     "backups",
     "audit",
+    "bans",
 )
 
 
@@ -180,6 +182,9 @@ def test_every_route_has_a_client_method(
     assert client.routes.unpublish("dave", "box", "tcp://2300:22").kind == "tcp"
     assert client.egress.set("dave", "box", "none").previous == "open"
     assert client.egress.get("dave", "box").egress == "none"
+    ban_for_an_hour(context, "203.0.113.7")
+    assert [ban.address for ban in client.bans.list()] == ["203.0.113.7"]
+    assert client.bans.lift("203.0.113.7").failures == 10
 
     backups = client.backups
     assert backups.repositories.add("offsite", str(tmp_path / "offsite")).state == "initialised"

@@ -48,6 +48,7 @@ POLICIES: dict[str, FirewallPolicy] = {
         envs=TWO_TENANTS,
         management_ports=(2019, 8443),
         tenant_tags=TAGS,
+        banned=("203.0.113.70", "2001:db8::7", "203.0.113.8"),
     ),
     "egress": FirewallPolicy(
         mode="protect",
@@ -331,3 +332,14 @@ def test_nft_accepts_element_changes_to_each_golden_ruleset(name: str, tmp_path:
         [str(NFT), "-c", "-f", str(script)], check=False, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_banned_addresses_are_dropped_first_in_input_and_forward_by_family() -> None:
+    text = render_ruleset(POLICIES["protect-published"])
+    banned = set_elements(POLICIES["protect-published"])
+    assert [element.text for element in banned["banned"]] == ["203.0.113.8", "203.0.113.70"]
+    assert [element.text for element in banned["banned6"]] == ["2001:db8::7"]
+    for chain in ("input", "forward"):
+        body = text.split(f"\tchain {chain} {{\n", 1)[1].splitlines()
+        assert body[1].startswith("\t\tip saddr @banned drop ")
+        assert body[2].startswith("\t\tip6 saddr @banned6 drop ")

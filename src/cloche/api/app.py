@@ -11,6 +11,7 @@ from cloche import __version__, wire
 from cloche.api import mapping
 from cloche.api.backup_routes import register_backup_routes
 from cloche.api.environment_routes import register_environment_routes
+from cloche.api.host_routes import register_host_routes
 from cloche.api.network_routes import register_network_routes
 from cloche.api.route_routes import register_route_routes
 from cloche.api.schemas import errors
@@ -86,4 +87,5 @@ def create_app(context: Context) -> FastAPI:
     register_snapshot_routes(app, context)
     register_network_routes(app, context)
     register_route_routes(app, context)
+    register_host_routes(app, context)
     return app

@@ -17,6 +17,7 @@ from cloche.core.ssh_access import SshFiles
 from cloche.core.users import UserDetail, UserView
 from cloche.model.audit import AuditEvent, VerifyResult
 from cloche.model.backups import BackupEntry
+from cloche.model.bans import Ban
 from cloche.model.errors_wire import stored_error_body
 from cloche.model.instances import ExecResult
 from cloche.model.records import OperationRecord, RouteRecord, SshKeyRecord
@@ -258,4 +259,17 @@ def repository_checked(check: RepositoryCheck) -> wire.RepositoryChecked:
     """A repository that passed its check."""
     return wire.RepositoryChecked(
         repository=check.repository, ok=check.ok, read_data=check.read_data
+    )
+
+
+# The host --------------------------------------------------------------------------------------
+
+
+def ban(record: Ban) -> wire.Ban:
+    """An address banned for failing to sign in to sshd."""
+    return wire.Ban(
+        address=record.address,
+        until=record.until.isoformat(),
+        created=record.created.isoformat(),
+        failures=record.failures,
     )

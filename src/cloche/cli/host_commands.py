@@ -1,4 +1,7 @@
-"""'cloche host ...': bootstrap and check this host (runs in-process, before any daemon exists)."""
+"""'cloche host ...': bootstrap and check this host (in-process, before any daemon exists).
+
+'host bans' is the exception: bans live in the daemon, so it asks the daemon's API.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cloche.cli import remote
 from cloche.cli.common import STATE_DIR, config_path, console, handle_errors
+from cloche.cli.remote import JsonOption
 from cloche.model.errors import HostFailure
 
 if TYPE_CHECKING:
@@ -144,3 +149,36 @@ def status(
         console().print(table)
     if not all(result.ok for result in results):
         raise typer.Exit(code=1)
+
+
+@host_app.command("bans")
+@handle_errors
+def bans(
+    lift: Annotated[
+        str | None,
+        typer.Option("--lift", metavar="ADDRESS", help="End this address's ban now."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List addresses banned for failing to sign in to sshd, or lift one ban with --lift."""
+    with remote.client() as client:
+        if lift is not None:
+            lifted = client.bans.lift(lift)
+            if as_json:
+                remote.print_json(lifted)
+            else:
+                console().print(f"lifted the ban of {lifted.address}", highlight=False)
+            return
+        listed = client.bans.list()
+    if as_json:
+        remote.print_json(listed)
+        return
+    if not listed:
+        console().print("no banned addresses", highlight=False)
+        return
+    from rich.table import Table
+
+    table = Table("address", "until", "failures", "since")
+    for ban in listed:
+        table.add_row(ban.address, ban.until, str(ban.failures), ban.created)
+    console().print(table)

@@ -8,6 +8,7 @@ from cloche.client.backups import BackupRepositories, Backups
 from cloche.client.client import Client
 from cloche.client.connection import DEFAULT_SOCKET, default_socket
 from cloche.client.environments import Environments
+from cloche.client.host import Bans
 from cloche.client.network import EgressPolicies, Routes
 from cloche.client.operations import OperationHandle, Operations
 from cloche.client.snapshots import Snapshots
@@ -26,6 +27,7 @@ __all__ = [
     "AuditLog",
     "BackupRepositories",
     "Backups",
+    "Bans",
     "Client",
     "ClocheError",
     "Conflict",

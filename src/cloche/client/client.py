@@ -8,6 +8,7 @@ from cloche.client.audit import AuditLog
 from cloche.client.backups import Backups
 from cloche.client.connection import DEFAULT_TIMEOUT, Connection, path_of
 from cloche.client.environments import Environments
+from cloche.client.host import Bans
 from cloche.client.network import EgressPolicies, Routes
 from cloche.client.operations import Operations
 from cloche.client.snapshots import Snapshots
@@ -43,6 +44,7 @@ class Client:
         self.egress = EgressPolicies(connection, self.operations)
         self.backups = Backups(connection, self.operations)
         self.audit = AuditLog(connection, self.operations)
+        self.bans = Bans(connection, self.operations)
 
     def health(self) -> Health:
         """The daemon's version and the fingerprints of its code and config."""

@@ -1,7 +1,8 @@
 """Converge the host firewall (table inet cloche) with the config and the database.
 
 Desired state: the config's mode, bridge, gateway and SSH port, the host ports of published
-tcp/udp routes, and every environment that has an address (its owner, name and egress policy).
+tcp/udp routes, every environment that has an address (its owner, name and egress policy), and
+the addresses banned now (core/bans.py).
 converge_firewall renders it, loads it atomically (checked first, the previous table restored on
 failure) and keeps the script it loaded in STATE_DIR/firewall.nft, its structure and set elements
 in STATE_DIR/firewall.elements.json and nft's listing of the result in STATE_DIR/firewall.listing.
@@ -27,6 +28,7 @@ from cloche.core.audited import audited
 from cloche.core.context import Context, HostEffects, open_context
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
+from cloche.model.bans import active
 from cloche.model.config import ClocheConfig
 from cloche.model.egress import format_egress, parse_egress
 from cloche.model.errors import ClocheError
@@ -98,6 +100,9 @@ def desired_policy(context: Context) -> FirewallPolicy:
         closed=(*CLOSED_RANGES, *host_networks),
         opened=tuple(config.network.open_ranges),
         tenant_tags={env.user: tags[env.user] for env in envs},
+        banned=tuple(
+            ban.address for ban in active(context.database.bans.list(), context.host.clock.now())
+        ),
     )
 
 

@@ -1,6 +1,7 @@
 """Every SSH authentication to a jump account lands in the audit log, even those while it was down.
 
 sshd writes its log whether or not the daemon runs; the daemon reads it from where it stopped.
+The same lines feed the brute-force bans (core/bans.py), so the log is read once.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from cloche.core.bans import police_failures
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
 from cloche.core.ssh_access import SSHD_LOG
@@ -38,6 +40,7 @@ def audit_new_authentications(context: Context) -> int:
             },
         )
         recorded += 1
+    police_failures(context, lines)
     return recorded
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from cloche.model import paths
+from cloche.model.bans import networks, parse_duration
 from cloche.model.errors import Invalid
 from cloche.model.units import format_size, parse_size
 
@@ -79,6 +80,22 @@ def _check_network(value: str) -> str:
         ) from None
 
 
+def _check_duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except Invalid as error:
+        raise ValueError(str(error).rstrip(".")) from None
+    return value.strip()
+
+
+def _check_any_network(value: str) -> str:
+    try:
+        (network,) = networks([value])
+    except Invalid as error:
+        raise ValueError(str(error).rstrip(".")) from None
+    return str(network)
+
+
 def _check_package(value: str) -> str:
     if not _DEBIAN_PACKAGE.match(value):
         raise ValueError(f"{value!r} is not a Debian package name")
@@ -91,6 +108,8 @@ Size = Annotated[str, AfterValidator(_check_size)]
 Subnet = Annotated[str, AfterValidator(_check_subnet)]
 Network = Annotated[str, AfterValidator(_check_network)]
 PackageName = Annotated[str, AfterValidator(_check_package)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+AnyNetwork = Annotated[str, AfterValidator(_check_any_network)]
 
 
 class _Strict(BaseModel):
@@ -254,6 +273,29 @@ class FirewallConfig(_Strict):
     )
 
 
+class BansConfig(_Strict):
+    """Brute-force defense: addresses that keep failing to sign in to sshd are dropped."""
+
+    max_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="Failed connections (each one that did not sign in, however many keys or "
+        "passwords it tried) from one address within 'window' that ban it.",
+    )
+    window: Duration = Field(
+        default="10m", description="How far back failures count: a number and s, m, h or d."
+    )
+    duration: Duration = Field(
+        default="1h", description="How long a ban lasts ('cloche host bans --lift' ends it early)."
+    )
+    never: list[AnyNetwork] = Field(
+        default_factory=list,
+        description="IPv4 or IPv6 networks never banned, e.g. your office; loopback and the "
+        "environments' bridge never are either.",
+    )
+
+
 class ProxyConfig(_Strict):
     """Caddy, which serves published http:// and https:// routes on ports 80 and 443."""
 
@@ -282,6 +324,7 @@ class ClocheConfig(_Strict):
     snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     firewall: FirewallConfig = Field(default_factory=FirewallConfig)
+    bans: BansConfig = Field(default_factory=BansConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
 
 

@@ -47,6 +47,15 @@ def _ipv4(what: str, value: str) -> str:
         raise Invalid(f"{what} {value!r} is not an IPv4 address such as 10.120.0.10.") from None
 
 
+def _banned(values: Iterable[str]) -> tuple[str, ...]:
+    try:
+        parsed = {ipaddress.ip_address(value) for value in values}
+    except ValueError:
+        raise Invalid("Banned addresses must be IP addresses such as 203.0.113.7.") from None
+    # IPv4 first, each family in numeric order: deterministic scripts.
+    return tuple(str(address) for address in sorted(parsed, key=lambda a: (a.version, a)))
+
+
 def _networks(what: str, values: Iterable[str]) -> tuple[str, ...]:
     try:
         parsed = [ipaddress.IPv4Network(value, strict=False) for value in values]
@@ -146,6 +155,8 @@ class FirewallPolicy:
     opened: tuple[str, ...] = ()
     # Each user's tenant tag (their uid base: unique, never 0), which tells tenants apart.
     tenant_tags: Mapping[str, int] = field(default_factory=dict)
+    # Addresses dropped for failing to sign in to sshd (IPv4 and IPv6; model/bans.py).
+    banned: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in FIREWALL_MODES:
@@ -163,6 +174,7 @@ class FirewallPolicy:
         set_(self, "published_tcp", _ports("Published TCP port", self.published_tcp))
         set_(self, "published_udp", _ports("Published UDP port", self.published_udp))
         set_(self, "management_ports", _ports("Management port", self.management_ports))
+        set_(self, "banned", _banned(self.banned))
         exposed = {self.ssh_port, 80, 443, *self.published_tcp} & set(self.management_ports)
         if exposed:
             raise Invalid(

@@ -18,6 +18,9 @@ Isolation between environments on the bridge is decided in the forward hook, whi
 traffic only with br_netfilter on (net.bridge.bridge-nf-call-iptables and -ip6tables = 1); the
 host reconciler turns it on. Environments' IPv6 addresses are not tracked per tenant, so IPv6 from
 the bridge is dropped rather than allowed to bypass tenant isolation and egress rules.
+
+Addresses banned for failing to sign in to sshd (sets banned and banned6) are dropped first in
+the input and forward hooks, in both modes, so a ban also ends their open connections.
 """
 
 from __future__ import annotations
@@ -98,6 +101,12 @@ _SETS = (
         "ipv4_addr",
         interval=True,
     ),
+    _SetSpec(
+        "banned",
+        "IPv4 addresses banned for failing to sign in to sshd ('cloche host bans').",
+        "ipv4_addr",
+    ),
+    _SetSpec("banned6", "IPv6 addresses banned for failing to sign in to sshd.", "ipv6_addr"),
 )
 SET_NAMES = tuple(spec.name for spec in _SETS)
 
@@ -154,6 +163,8 @@ def set_elements(policy: FirewallPolicy) -> dict[str, tuple[SetElement, ...]]:
         ),
         "closed_ranges": tuple(SetElement(cidr, cidr) for cidr in policy.closed),
         "open_ranges": tuple(SetElement(cidr, cidr) for cidr in policy.opened),
+        "banned": tuple(SetElement(a, a) for a in policy.banned if ":" not in a),
+        "banned6": tuple(SetElement(a, a) for a in policy.banned if ":" in a),
     }
 
 
@@ -180,6 +191,7 @@ def _render(policy: FirewallPolicy, elements: Mapping[str, Sequence[SetElement]]
         "forward",
         "type filter hook forward priority 0; policy accept;",
         [
+            *_BANNED_RULES,
             _rule(
                 f'iifname "{policy.bridge}" jump from_envs',
                 "traffic environments send through the host",
@@ -247,6 +259,13 @@ def _mark(tag: int) -> str:
     return f"0x{tag:08x}"
 
 
+# First in input and forward, before any accept: a ban ends even connections already open.
+_BANNED_RULES = [
+    _rule("ip saddr @banned drop", "banned for failing to sign in to sshd, in every mode"),
+    _rule("ip6 saddr @banned6 drop", "banned for failing to sign in to sshd (IPv6)"),
+]
+
+
 def _public_tcp(policy: FirewallPolicy) -> list[int]:
     return [policy.ssh_port, *HTTP_PORTS, *policy.published_tcp]
 
@@ -254,6 +273,7 @@ def _public_tcp(policy: FirewallPolicy) -> list[int]:
 def _input_rules(policy: FirewallPolicy) -> list[str]:
     bridge = f'iifname "{policy.bridge}" jump env_to_host'
     rules = [
+        *_BANNED_RULES,
         _rule("ct state established,related accept", "replies to connections the host opened"),
         _rule(bridge, "environments reach only DHCP, DNS and public services, in every mode"),
     ]

@@ -135,6 +135,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         FOREIGN KEY (user, name) REFERENCES environments (user, name) ON DELETE CASCADE
     ) STRICT;
     """,
+    # 6: brute-force bans of the host's sshd (model/bans.py) and the recent failed connections
+    # they are counted from: one row per client address and port, so a connection counts once.
+    """
+    CREATE TABLE bans (
+        address TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        failures INTEGER NOT NULL CHECK (failures >= 0),
+        created TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE ssh_failures (
+        address TEXT NOT NULL,
+        port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        at TEXT NOT NULL,
+        PRIMARY KEY (address, port)
+    ) STRICT;
+
+    CREATE INDEX ssh_failures_by_at ON ssh_failures (at);
+    """,
 )
 
 

@@ -29,6 +29,7 @@ from cloche.wire.environments import (
 from cloche.wire.errors import ErrorBody, ErrorKind
 from cloche.wire.exec import ExecRequest, ExecResult
 from cloche.wire.health import Health
+from cloche.wire.host import Ban
 from cloche.wire.network import Egress, EgressChanged, SetEgress
 from cloche.wire.operations import Operation, OperationAccepted
 from cloche.wire.routes import (
@@ -68,6 +69,7 @@ __all__ = [
     "AuditEvent",
     "AuditVerification",
     "Backup",
+    "Ban",
     "CheckRepository",
     "CreateEnvironment",
     "CreateUser",

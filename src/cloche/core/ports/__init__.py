@@ -40,6 +40,7 @@ from cloche.core.ports.runtime import (
     Projects,
 )
 from cloche.core.ports.store import (
+    BanStore,
     EnvironmentStore,
     OperationStore,
     RouteStore,
@@ -51,6 +52,7 @@ __all__ = [
     "AptSources",
     "BackupCatalog",
     "BackupFiles",
+    "BanStore",
     "Clock",
     "EnvironmentStore",
     "Exports",

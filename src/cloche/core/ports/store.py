@@ -1,11 +1,13 @@
-"""The state store's ports: users, environments, routes, operations (adapters in store/)."""
+"""The state store's ports: users, environments, routes, operations, bans (adapters in store/)."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Protocol
 
+from cloche.model.bans import Ban, Failure
 from cloche.model.records import (
     UNSET,
     EnvironmentRecord,
@@ -176,8 +178,30 @@ class OperationStore(Protocol):
         """Mark every running operation failed; return how many."""
 
 
+class BanStore(Protocol):
+    """Brute-force bans of the host's sshd and the recent failed connections they count."""
+
+    def record_outcomes(self, outcomes: Iterable[tuple[str, int, bool]], at: datetime) -> None:
+        """Note failed connections (address, port, True); forgive accepted ones (False)."""
+
+    def failures(self, since: datetime) -> builtins.list[Failure]:
+        """Failed connections after since, oldest first."""
+
+    def forget_failures(self, *, before: datetime | None = None, address: str | None = None) -> int:
+        """Forget failures older than before, or all of address's; return how many."""
+
+    def change(self, add: Iterable[Ban], drop: Iterable[str]) -> None:
+        """Drop the bans of these addresses, then add these (forgetting their failures)."""
+
+    def remove(self, address: str) -> Ban:
+        """Lift the ban of address and forget its failures; NotFound when it is not banned."""
+
+    def list(self) -> builtins.list[Ban]:
+        """Every stored ban (run-out ones too, until dropped), by address."""
+
+
 class StateStore(Protocol):
-    """cloche's state: the four aggregates over one database."""
+    """cloche's state: the five aggregates over one database."""
 
     @property
     def users(self) -> UserStore:
@@ -194,6 +218,10 @@ class StateStore(Protocol):
     @property
     def operations(self) -> OperationStore:
         """Long-running operations."""
+
+    @property
+    def bans(self) -> BanStore:
+        """Brute-force bans of the host's sshd."""
 
     def migrate(self, up_to: int | None = None) -> int:
         """Bring the schema to up_to (default: the latest); return the version reached."""
