@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,18 @@ def _spawn(
     raise AssertionError(f"process {process.pid} never became {comm}")
 
 
+def _wait_ignores_term(process: subprocess.Popen[bytes]) -> None:
+    """Until the shell's trap is in place (SigIgn in its status has TERM's bit)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+        if int(ignored.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {process.pid} never ignored TERM")
+
+
 def _stop(*processes: subprocess.Popen[bytes]) -> None:
     for process in processes:
         process.kill()
@@ -84,6 +97,7 @@ def test_a_session_that_ignores_term_is_killed(
     monkeypatch.setattr(jump_sessions, "GRACE_SECONDS", 0.3)
     stubborn = _spawn(bin_dir, proc_root, "sshd-session", ignore_term=True)
     try:
+        _wait_ignores_term(stubborn)
         assert jump_sessions.end_sessions(UID, proc_root) == 1
         assert stubborn.wait(timeout=5) == -signal.SIGKILL
     finally:
@@ -101,3 +115,15 @@ def test_a_pid_that_is_no_session_is_never_held(bin_dir: Path, proc_root: Path) 
 def test_root_sessions_are_never_ended(proc_root: Path) -> None:
     with pytest.raises(HostFailure):
         jump_sessions.end_sessions(0, proc_root)
+
+
+def test_an_account_being_removed_loses_every_process(bin_dir: Path, proc_root: Path) -> None:
+    session = _spawn(bin_dir, proc_root, "sshd")
+    other = _spawn(bin_dir, proc_root, "other")
+    try:
+        assert jump_sessions.kill_processes(UID, proc_root) == 2
+        assert session.wait(timeout=5) == other.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        _stop(session, other)
+    with pytest.raises(HostFailure):
+        jump_sessions.kill_processes(0, proc_root)

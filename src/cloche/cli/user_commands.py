@@ -148,28 +148,34 @@ def user_rm(
 
 @key_app.command("add")
 @handle_errors
-def key_add(name: str, key_file: Path) -> None:
+def key_add(name: str, key_file: Path, as_json: JsonOption = False) -> None:
     """Add a public key to a user (it reaches every environment of theirs)."""
     public_key = _read_key(key_file)
     with remote.client() as client:
         key = client.keys.add(name, public_key)
-    console().print(f"added key {key.fingerprint} to {name}", highlight=False)
-    _report_push(name, key.push)
+    if as_json:
+        remote.print_json(key)
+    else:
+        console().print(f"added key {key.fingerprint} to {name}", highlight=False)
+    _report_push(name, key.push, quiet=as_json)
 
 
 @key_app.command("rm")
 @handle_errors
-def key_rm(name: str, fingerprint: str) -> None:
-    """Remove a public key (by its SHA256 fingerprint) from a user."""
+def key_rm(name: str, fingerprint: str, as_json: JsonOption = False) -> None:
+    """Remove a public key (by its SHA256 fingerprint) from a user; their jump sessions end."""
     with remote.client() as client:
         removed = client.keys.remove(name, fingerprint)
-    console().print(f"removed key {fingerprint} from {name}", highlight=False)
-    _report_push(name, removed.push)
+    if as_json:
+        remote.print_json(removed)
+    else:
+        console().print(f"removed key {fingerprint} from {name}", highlight=False)
+    _report_push(name, removed.push, quiet=as_json)
 
 
-def _report_push(user: str, push: KeyPush) -> None:
+def _report_push(user: str, push: KeyPush, *, quiet: bool) -> None:
     """Say which environments wait for the keys; fail when a running one did not take them."""
-    for env in push.waiting:
+    for env in [] if quiet else push.waiting:
         console().print(
             f"{user}/{env} is stopped: it takes the current keys when it next starts",
             highlight=False,

@@ -37,7 +37,9 @@ def _live_uid(status_text: str) -> int | None:
     return int(uid[0]) if uid else None
 
 
-def _is_session_of(proc: Path, uid: int) -> bool:
+def _is_session_of(
+    proc: Path, uid: int, commands: frozenset[str] | None = SESSION_COMMANDS
+) -> bool:
     # The real uid from status: sshd makes its processes non-dumpable, which hands their
     # /proc directories to root.
     try:
@@ -45,25 +47,27 @@ def _is_session_of(proc: Path, uid: int) -> bool:
         owner = _live_uid((proc / "status").read_text())
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return False
-    return owner == uid and comm in SESSION_COMMANDS
+    return owner == uid and (commands is None or comm in commands)
 
 
-def session_pids(uid: int, proc_root: Path = Path("/proc")) -> list[int]:
-    """The sshd session processes running as uid."""
+def session_pids(
+    uid: int, proc_root: Path = Path("/proc"), commands: frozenset[str] | None = SESSION_COMMANDS
+) -> list[int]:
+    """The sshd session processes running as uid (every process of uid when commands is None)."""
     return sorted(
         int(entry.name)
         for entry in proc_root.iterdir()
-        if entry.name.isdigit() and _is_session_of(entry, uid)
+        if entry.name.isdigit() and _is_session_of(entry, uid, commands)
     )
 
 
-def _held(pid: int, uid: int) -> int | None:
+def _held(pid: int, uid: int, commands: frozenset[str] | None = SESSION_COMMANDS) -> int | None:
     """A pidfd for pid, opened before the check, so the check and the signal hit one process."""
     try:
         descriptor = os.pidfd_open(pid)
     except (ProcessLookupError, OSError):
         return None
-    if _is_session_of(Path(f"/proc/{pid}"), uid):
+    if _is_session_of(Path(f"/proc/{pid}"), uid, commands):
         return descriptor
     os.close(descriptor)
     return None
@@ -77,38 +81,65 @@ def _signal(descriptor: int, number: int) -> None:
 def _wait_exited(descriptors: list[int], seconds: float) -> list[int]:
     """Wait until the processes exit (a pidfd turns readable); return those still running."""
     deadline = time.monotonic() + seconds
-    waiting = list(descriptors)
+    waiting = set(descriptors)
+    # poll, not select: an account may hold more sessions than select's 1024 descriptors.
+    poller = select.poll()
+    for descriptor in waiting:
+        poller.register(descriptor, select.POLLIN)
     while waiting:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        ready, _, _ = select.select(waiting, [], [], remaining)
-        waiting = [descriptor for descriptor in waiting if descriptor not in ready]
-    return waiting
+        for descriptor, _ in poller.poll(remaining * 1000):
+            waiting.discard(descriptor)
+            poller.unregister(descriptor)
+    return [descriptor for descriptor in descriptors if descriptor in waiting]
 
 
-def _sweep(uid: int, proc_root: Path) -> int:
-    held = [
-        fd for fd in (_held(pid, uid) for pid in session_pids(uid, proc_root)) if fd is not None
-    ]
+def _sweep(uid: int, proc_root: Path) -> set[int]:
+    """TERM every session of uid, KILL those still running after the grace; their pids."""
+    held: dict[int, int] = {}
     try:
-        for descriptor in held:
+        for pid in session_pids(uid, proc_root):
+            descriptor = _held(pid, uid)
+            if descriptor is not None:
+                held[pid] = descriptor
+        for descriptor in held.values():
             _signal(descriptor, signal.SIGTERM)
-        for descriptor in _wait_exited(held, GRACE_SECONDS):
+        stubborn = _wait_exited(list(held.values()), GRACE_SECONDS)
+        for descriptor in stubborn:
             _signal(descriptor, signal.SIGKILL)
+        _wait_exited(stubborn, GRACE_SECONDS)
     finally:
-        for descriptor in held:
+        for descriptor in held.values():
             os.close(descriptor)
-    return len(held)
+    return set(held)
 
 
 def end_sessions(uid: int, proc_root: Path = Path("/proc")) -> int:
     """End every sshd session running as uid (TERM, then KILL); return how many there were."""
     if uid == 0:
         raise HostFailure("cloche ends the sessions of jump accounts only, never root's.")
-    ended = _sweep(uid, proc_root)
+    pids = _sweep(uid, proc_root)
     time.sleep(SECOND_SWEEP_AFTER_SECONDS)
-    ended += _sweep(uid, proc_root)
+    ended = len(pids | _sweep(uid, proc_root))
     if ended:
         log.info("ended %d sshd session(s) of uid %d", ended, uid)
     return ended
+
+
+def kill_processes(uid: int, proc_root: Path = Path("/proc")) -> int:
+    """KILL every process running as uid (an account being removed); return how many."""
+    if uid == 0:
+        raise HostFailure("cloche kills the processes of jump accounts only, never root's.")
+    killed = 0
+    for pid in session_pids(uid, proc_root, commands=None):
+        descriptor = _held(pid, uid, commands=None)
+        if descriptor is None:
+            continue
+        try:
+            _signal(descriptor, signal.SIGKILL)
+            killed += 1
+        finally:
+            os.close(descriptor)
+    return killed

@@ -8,7 +8,6 @@ connections), never restarted.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import logging
 import os
@@ -314,20 +313,6 @@ def ensure_jump_account(user: str, group: str = JUMP_GROUP) -> bool:
     return True
 
 
-def _account_pids(uid: int) -> list[int]:
-    # The real uid from status: sshd makes its processes non-dumpable, which hands their
-    # /proc directories to root.
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                    pids.append(int(entry.name))
-    return pids
-
-
 def end_jump_sessions(user: str, group: str = JUMP_GROUP) -> int:
     """End the open sshd sessions of user's jump account; never touch an account outside group."""
     account = _account(check_user_name(user))
@@ -352,9 +337,7 @@ def remove_jump_account(
     # session that was just authenticating can still start one, hence the retries).
     deadline = time.monotonic() + timeout_seconds
     while True:
-        for pid in _account_pids(account.pw_uid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        jump_sessions.kill_processes(account.pw_uid)
         removed = run(["userdel", "--remove", user], check=False)
         if removed.returncode != USERDEL_IN_USE or time.monotonic() > deadline:
             break
