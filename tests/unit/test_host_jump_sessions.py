@@ -127,3 +127,19 @@ def test_an_account_being_removed_loses_every_process(bin_dir: Path, proc_root: 
         _stop(session, other)
     with pytest.raises(HostFailure):
         jump_sessions.kill_processes(0, proc_root)
+
+
+def test_a_kernel_without_pidfds_is_a_host_failure_not_a_silent_skip(
+    bin_dir: Path, proc_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = _spawn(bin_dir, proc_root, "sshd")
+
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(jump_sessions.os, "pidfd_open", no_pidfd)
+    try:
+        with pytest.raises(HostFailure, match="pidfd_open"):
+            jump_sessions.end_sessions(UID, proc_root)
+    finally:
+        _stop(session)

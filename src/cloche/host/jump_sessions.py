@@ -65,8 +65,14 @@ def _held(pid: int, uid: int, commands: frozenset[str] | None = SESSION_COMMANDS
     """A pidfd for pid, opened before the check, so the check and the signal hit one process."""
     try:
         descriptor = os.pidfd_open(pid)
-    except (ProcessLookupError, OSError):
+    except ProcessLookupError:
         return None
+    except OSError as error:
+        # Never a silent skip: a session cloche could not hold would keep its old access.
+        raise HostFailure(
+            f"Could not hold process {pid} to end it ({error.strerror}); cloche needs Linux 5.3 "
+            "or later (pidfd_open). End the account's sessions by hand (ps -u ACCOUNT)."
+        ) from None
     if _is_session_of(Path(f"/proc/{pid}"), uid, commands):
         return descriptor
     os.close(descriptor)
