@@ -515,10 +515,22 @@ class FakeJumpAccounts:
     allowed: dict[str, list[str]] = field(default_factory=dict)
     keys_files: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    # Open sessions per account (tests open them); end_sessions ends them and logs who.
+    sessions: dict[str, int] = field(default_factory=dict)
+    ended: list[str] = field(default_factory=list)
 
     def ensure(self, user: str) -> None:
         """Remember that the account exists."""
         self.allowed.setdefault(user, [])
+
+    def read_keys(self, user: str) -> str | None:
+        """The keys file last written."""
+        return self.keys_files.get(user)
+
+    def end_sessions(self, user: str) -> int:
+        """End the account's open sessions; return how many there were."""
+        self.ended.append(user)
+        return self.sessions.pop(user, 0)
 
     def write_keys(self, user: str, text: str) -> None:
         """Remember the keys file and the destinations its permitopen options allow."""

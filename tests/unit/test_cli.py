@@ -21,6 +21,7 @@ from cloche.cli import common, remote
 from cloche.cli.main import app
 from cloche.client import Client
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
+from cloche.model.instances import ExecResult
 from tests.unit.fakes import DATA, FakeContext, TestClient
 from tests.unit.golden import assert_golden
 from tests.unit.served import ACTOR
@@ -130,6 +131,28 @@ def test_changes_print_one_line_each(cli: CliRunner, context: FakeContext) -> No
     )
 
 
+def test_key_changes_say_which_environments_wait_or_failed(
+    cli: CliRunner, context: FakeContext
+) -> None:
+    context.user_instances("alice").stop("db")
+    context.fake.exec_handler = lambda project, name, argv, options: (
+        ExecResult(1, b"", b"disk full") if name == "web" else None
+    )
+    key = (DATA / "rsa3072.pub").as_posix()
+
+    result = cli.invoke(app, ["user", "key", "add", "alice", key])
+
+    assert result.exit_code == HostFailure.exit_code, result.stdout
+    assert "alice/db is stopped: it takes the current keys when it next starts" in result.stdout
+    assert "did not reach alice/web" in result.stderr
+    assert "disk full" in result.stderr
+    fingerprint = re.search(r"added key (\S+) to alice", result.stdout)
+    assert fingerprint is not None
+    context.fake.exec_handler = None
+    removed = run(cli, "user", "key", "rm", "alice", fingerprint[1], "--json")
+    assert json.loads(removed)["push"] == {"failed": {}, "pushed": ["web"], "waiting": ["db"]}
+
+
 # Long operations ------------------------------------------------------------------------------
 
 
@@ -169,8 +192,6 @@ def test_removal_needs_yes_without_a_terminal(cli: CliRunner) -> None:
 
 
 def test_exec_passes_output_and_exit_status(cli: CliRunner, context: FakeContext) -> None:
-    from cloche.model.instances import ExecResult
-
     context.fake.exec_handler = lambda project, name, argv, options: ExecResult(
         3, b"out:" + (options["stdin"] or b""), b"err\n"
     )

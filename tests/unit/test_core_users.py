@@ -231,9 +231,10 @@ def test_add_key_and_remove_key_push_keys_to_ready_environments(context: FakeCon
     ecdsa = parse_public_key(public_key("ecdsa"))
     context.fake.calls.clear()
 
-    added = users.add_key(context, "admin", "alice", public_key("ecdsa"))
+    added, push = users.add_key(context, "admin", "alice", public_key("ecdsa"))
 
     assert added.fingerprint == ecdsa.fingerprint
+    assert (push.pushed, push.waiting, dict(push.failed)) == (("db", "web"), (), {})
     pushed = _key_pushes(context)
     assert set(pushed) == {"web", "db"}
     for stdin in pushed.values():

@@ -11,6 +11,7 @@ from cloche.core.backup_repositories import AddedRepository, ListedRepository
 from cloche.core.backup_retention import RepositoryCheck
 from cloche.core.environments import EnvironmentDetail, EnvironmentView
 from cloche.core.firewall import EgressChange
+from cloche.core.key_push import KeyPush
 from cloche.core.routes import PortRouteView, Publication, RouteView
 from cloche.core.snapshots import PolicyView
 from cloche.core.ssh_access import SshFiles
@@ -65,9 +66,18 @@ def user_detail(detail: UserDetail) -> wire.UserDetail:
     )
 
 
-def key_added(record: SshKeyRecord) -> wire.KeyAdded:
-    """A key just added."""
-    return wire.KeyAdded(fingerprint=record.fingerprint, comment=record.comment)
+def key_push(push: KeyPush) -> wire.KeyPush:
+    """Where a key change went."""
+    return wire.KeyPush(
+        pushed=list(push.pushed), waiting=list(push.waiting), failed=dict(push.failed)
+    )
+
+
+def key_added(record: SshKeyRecord, push: KeyPush) -> wire.KeyAdded:
+    """A key just added, and where it went."""
+    return wire.KeyAdded(
+        fingerprint=record.fingerprint, comment=record.comment, push=key_push(push)
+    )
 
 
 def ssh_config(files: SshFiles) -> wire.SshConfig:

@@ -45,7 +45,7 @@ def register_user_routes(app: FastAPI, context: Context) -> None:
 
     @app.post("/v1/users/{name}/keys", status_code=201, responses=errors(404, 409, 422))
     def add_key(name: str, request: wire.KeyRequest, actor: Actor = "unknown") -> wire.KeyAdded:
-        return mapping.key_added(users.add_key(context, actor, name, request.public_key))
+        return mapping.key_added(*users.add_key(context, actor, name, request.public_key))
 
     @app.get("/v1/users/{name}/ssh-config", responses=errors(404, 422))
     def ssh_config(
@@ -60,5 +60,5 @@ def register_user_routes(app: FastAPI, context: Context) -> None:
 
     @app.delete("/v1/users/{name}/keys/{fingerprint:path}", responses=errors(404, 422))
     def remove_key(name: str, fingerprint: str, actor: Actor = "unknown") -> wire.KeyRemoved:
-        users.remove_key(context, actor, name, fingerprint)
-        return wire.KeyRemoved(fingerprint=fingerprint)
+        push = users.remove_key(context, actor, name, fingerprint)
+        return wire.KeyRemoved(fingerprint=fingerprint, push=mapping.key_push(push))

@@ -10,10 +10,11 @@ import typer
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
-from cloche.model.errors import Invalid
+from cloche.model.errors import HostFailure, Invalid
 
 if TYPE_CHECKING:
     from cloche.model.records import Role
+    from cloche.wire import KeyPush
 
 user_app = typer.Typer(help="Users (tenants): accounts, keys and quotas.", no_args_is_help=True)
 key_app = typer.Typer(help="A user's SSH public keys.", no_args_is_help=True)
@@ -147,18 +148,41 @@ def user_rm(
 
 @key_app.command("add")
 @handle_errors
-def key_add(name: str, key_file: Path) -> None:
+def key_add(name: str, key_file: Path, as_json: JsonOption = False) -> None:
     """Add a public key to a user (it reaches every environment of theirs)."""
     public_key = _read_key(key_file)
     with remote.client() as client:
         key = client.keys.add(name, public_key)
-    console().print(f"added key {key.fingerprint} to {name}", highlight=False)
+    if as_json:
+        remote.print_json(key)
+    else:
+        console().print(f"added key {key.fingerprint} to {name}", highlight=False)
+    _report_push(name, key.push, quiet=as_json)
 
 
 @key_app.command("rm")
 @handle_errors
-def key_rm(name: str, fingerprint: str) -> None:
-    """Remove a public key (by its SHA256 fingerprint) from a user."""
+def key_rm(name: str, fingerprint: str, as_json: JsonOption = False) -> None:
+    """Remove a public key (by its SHA256 fingerprint) from a user; their jump sessions end."""
     with remote.client() as client:
-        client.keys.remove(name, fingerprint)
-    console().print(f"removed key {fingerprint} from {name}", highlight=False)
+        removed = client.keys.remove(name, fingerprint)
+    if as_json:
+        remote.print_json(removed)
+    else:
+        console().print(f"removed key {fingerprint} from {name}", highlight=False)
+    _report_push(name, removed.push, quiet=as_json)
+
+
+def _report_push(user: str, push: KeyPush, *, quiet: bool) -> None:
+    """Say which environments wait for the keys; fail when a running one did not take them."""
+    for env in [] if quiet else push.waiting:
+        console().print(
+            f"{user}/{env} is stopped: it takes the current keys when it next starts",
+            highlight=False,
+        )
+    if push.failed:
+        reasons = "; ".join(f"{user}/{env}: {why}" for env, why in sorted(push.failed.items()))
+        raise HostFailure(
+            f"The key change is recorded but did not reach {reasons}; restart those "
+            "environments (they take the current keys at start) or run the command again."
+        )

@@ -10,7 +10,14 @@ from cloche.core import routes, ssh_access
 from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
 from cloche.core.firewall import converge_quietly
-from cloche.core.new_environment import Newborn, build, quota_of, reserve, usage_of
+from cloche.core.new_environment import (
+    Newborn,
+    build,
+    install_keys,
+    quota_of,
+    reserve,
+    usage_of,
+)
 from cloche.model.audit import JsonValue
 from cloche.model.commands import PROFILE_PROCESSES, LimitChanges, NewEnvironment
 from cloche.model.errors import Invalid
@@ -167,6 +174,9 @@ def request_action(context: Context, actor: str, user: str, name: str, action: s
             instances.start(env.name)
             progress("waiting for systemd")
             instances.wait_until_booted(env.name)
+            # Keys changed while it was stopped reach it now.
+            progress("setting up the account (today's keys)")
+            install_keys(context, env.user, env.name)
         else:
             instances.stop(env.name)
         state = instances.state(env.name)

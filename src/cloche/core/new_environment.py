@@ -162,14 +162,29 @@ def start_new_environment(context: Context, user: str, name: str, progress: Prog
     ssh_access.converge_user(context, user)
 
 
+# How long one environment may take to take its owner's keys (LXD's exec, then the script).
+PUSH_SECONDS = 30.0
+
+
+def keys_lock(user: str) -> str:
+    """The lock that serialises pushes of one user's keys (an older list never lands last)."""
+    return f"keys:{user}"
+
+
 def install_keys(context: Context, user: str, name: str) -> None:
     """Write the owner's account, sudo rule and current keys inside a running environment."""
-    keys = [key.public_key for key in context.database.users.list_keys(user)]
+    with context.locked(keys_lock(user)):
+        keys = [key.public_key for key in context.database.users.list_keys(user)]
+        write_account(context, user, name, keys)
+
+
+def write_account(context: Context, user: str, name: str, keys: list[str]) -> None:
+    """Write the owner's account, sudo rule and these keys inside a running environment."""
     result = context.user_instances(user).exec(
         name,
         ["sh", "-c", account_script(user)],
         stdin=authorized_keys(keys),
-        timeout=60,
+        timeout=PUSH_SECONDS,
     )
     if not result.ok:
         raise Invalid(

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 
-from cloche.core import firewall, routes, ssh_access
+from cloche.core import firewall, key_push, routes, ssh_access
 from cloche.core.context import Context
 from cloche.core.periodic import run_every
 from cloche.model.addresses import address_mismatch
@@ -162,6 +162,8 @@ def reconcile_once(context: Context, *, startup: bool = False) -> list[str]:
         if startup and firewall_loaded:
             started = start_environments_that_should_run(context)
             findings += [f"started {name} (it was running before LXD stopped)" for name in started]
+            # Keys changed while an environment was stopped, or a push that failed, land now.
+            findings += key_push.push_everywhere(context, ACTOR)
         elif startup:
             findings.append("started no environment: the firewall is not loaded (fail closed)")
     except ClocheError as error:

@@ -8,6 +8,7 @@ from pathlib import Path
 from cloche.core.context import Context, HostEffects
 from cloche.model.config import ClocheConfig
 from cloche.model.firewall import check_port
+from cloche.model.jump_permissions import permissions_shrank
 from cloche.model.sshkeys import parse_public_key
 from cloche.render.ssh_config import SshTarget, render_known_hosts, render_ssh_config
 from cloche.render.sshd import (
@@ -48,10 +49,40 @@ def jump_keys(context: Context, user: str) -> str:
     return render_authorized_keys(keys, destinations)
 
 
-def converge_user(context: Context, user: str) -> None:
-    """The user's jump account exists and may forward only to their ready environments."""
-    context.host.jump_accounts.ensure(user)
-    context.host.jump_accounts.write_keys(user, jump_keys(context, user))
+def converge_user(context: Context, user: str, actor: str = "cloche") -> None:
+    """The user's jump account exists and may forward only to their ready environments.
+
+    When the new keys file grants less than the old one (a key or an environment gone), the
+    account's open sessions end: sshd fixed their permitopen list when they authenticated.
+    """
+    accounts = context.host.jump_accounts
+    # One converge at a time per user, so a slower one never writes back keys just removed.
+    with context.locked(f"jump:{user}"):
+        accounts.ensure(user)
+        before = accounts.read_keys(user)
+        after = jump_keys(context, user)
+        accounts.write_keys(user, after)
+        if permissions_shrank(before, after):
+            end_sessions(context, user, actor, "its access shrank")
+
+
+def end_sessions(context: Context, user: str, actor: str, why: str) -> int:
+    """End the user's open jump sessions (audited when there were any); return how many."""
+    ended = context.host.jump_accounts.end_sessions(user)
+    if ended:
+        context.record(
+            actor, "ended jump sessions of user", user, details={"sessions": ended, "why": why}
+        )
+    return ended
+
+
+def remove_account(context: Context, user: str, actor: str) -> None:
+    """No key first (new logins fail), then the open sessions end, then the account goes."""
+    accounts = context.host.jump_accounts
+    with context.locked(f"jump:{user}"):
+        accounts.write_keys(user, render_authorized_keys([], []))
+        end_sessions(context, user, actor, "the user was removed")
+        accounts.remove(user)
 
 
 def converge_all_users(context: Context) -> None:

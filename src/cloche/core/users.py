@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from cloche.core import environments, ssh_access
+from cloche.core import environments, key_push, ssh_access
 from cloche.core.audited import audited, submit_audited
 from cloche.core.context import Context
-from cloche.core.new_environment import install_keys
 from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.commands import NewUser, QuotaChanges
@@ -161,29 +160,29 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
         return describe_user(context, user)
 
 
-def _push_keys(context: Context, user: str) -> None:
-    ssh_access.converge_user(context, user)
-    for env in context.database.environments.list(user):
-        if env.status == "ready":
-            install_keys(context, user, env.name)
+def _push_keys(context: Context, user: str, actor: str) -> key_push.KeyPush:
+    # The jump account first: a removed key's open sessions end before any environment is asked.
+    ssh_access.converge_user(context, user, actor)
+    return key_push.push_keys(context, user, actor)
 
 
-def add_key(context: Context, actor: str, name: str, text: str) -> SshKeyRecord:
-    """Add a public key to a user and to every environment of theirs."""
+def add_key(
+    context: Context, actor: str, name: str, text: str
+) -> tuple[SshKeyRecord, key_push.KeyPush]:
+    """Add a public key to a user and to every environment of theirs; say where it went."""
     key = parse_public_key(text)
     with audited(context, actor, "added key of user", name, {"fingerprint": key.fingerprint}):
         record = context.database.users.add_key(
             check_user_name(name), key.fingerprint, key.line, key.comment
         )
-        _push_keys(context, name)
-        return record
+        return record, _push_keys(context, name, actor)
 
 
-def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> None:
-    """Remove a public key from a user and from every environment of theirs."""
+def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> key_push.KeyPush:
+    """Remove a public key from a user and from every environment of theirs; say where."""
     with audited(context, actor, "removed key of user", name, {"fingerprint": fingerprint}):
         context.database.users.remove_key(check_user_name(name), fingerprint)
-        _push_keys(context, name)
+        return _push_keys(context, name, actor)
 
 
 def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> str:
@@ -205,7 +204,7 @@ def request_remove(context: Context, actor: str, name: str, *, purge: bool) -> s
             environments.destroy(context, name, env.name)
         progress("deleting the LXD project")
         _remove_project(context, name)
-        context.host.jump_accounts.remove(name)
+        ssh_access.remove_account(context, name, actor)
         context.database.users.delete(name)
 
     return submit_audited(

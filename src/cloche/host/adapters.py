@@ -162,6 +162,14 @@ class HostJumpAccounts:
         """Replace the user's authorized_keys file."""
         sshd.write_authorized_keys(user, text)
 
+    def read_keys(self, user: str) -> str | None:
+        """The user's authorized_keys text, or None when there is none."""
+        return sshd.read_authorized_keys(user)
+
+    def end_sessions(self, user: str) -> int:
+        """End the account's open sshd sessions; return how many."""
+        return sshd.end_jump_sessions(user)
+
     def remove(self, user: str) -> None:
         """Remove the keys file first (new logins fail at once), then the account."""
         sshd.remove_authorized_keys(user)

@@ -8,7 +8,6 @@ connections), never restarted.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import logging
 import os
@@ -18,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from cloche.host import jump_sessions
 from cloche.host.accounts import ensure_group
 from cloche.host.files import read_text_or_none, restore, write_atomically
 from cloche.host.run import run
@@ -248,6 +248,11 @@ def write_authorized_keys(user: str, text: str, keys_dir: Path = KEYS_DIR) -> bo
     return True
 
 
+def read_authorized_keys(user: str, keys_dir: Path = KEYS_DIR) -> str | None:
+    """User's jump authorized_keys text, or None when there is none."""
+    return read_text_or_none(_keys_path(user, keys_dir))
+
+
 def remove_authorized_keys(user: str, keys_dir: Path = KEYS_DIR) -> bool:
     """Remove user's jump authorized_keys (new logins fail at once); return whether it existed."""
     path = _keys_path(user, keys_dir)
@@ -308,18 +313,12 @@ def ensure_jump_account(user: str, group: str = JUMP_GROUP) -> bool:
     return True
 
 
-def _account_pids(uid: int) -> list[int]:
-    # The real uid from status: sshd makes its processes non-dumpable, which hands their
-    # /proc directories to root.
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                    pids.append(int(entry.name))
-    return pids
+def end_jump_sessions(user: str, group: str = JUMP_GROUP) -> int:
+    """End the open sshd sessions of user's jump account; never touch an account outside group."""
+    account = _account(check_user_name(user))
+    if account is None or not _in_group(account, group):
+        return 0
+    return jump_sessions.end_sessions(account.pw_uid)
 
 
 def remove_jump_account(
@@ -338,9 +337,7 @@ def remove_jump_account(
     # session that was just authenticating can still start one, hence the retries).
     deadline = time.monotonic() + timeout_seconds
     while True:
-        for pid in _account_pids(account.pw_uid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        jump_sessions.kill_processes(account.pw_uid)
         removed = run(["userdel", "--remove", user], check=False)
         if removed.returncode != USERDEL_IN_USE or time.monotonic() > deadline:
             break

@@ -106,14 +106,27 @@ class UserDetail(User):
     environment_names: list[str]
 
 
+class KeyPush(WireModel):
+    """Where a key change went: environments pushed, waiting (stopped) and failed (with why)."""
+
+    # Running environments that have the user's current keys.
+    pushed: list[str]
+    # Stopped environments: they take the current keys when they next start.
+    waiting: list[str]
+    # Running environments that did not take them (environment name -> reason).
+    failed: dict[str, str]
+
+
 class KeyAdded(WireModel):
-    """POST /v1/users/{name}/keys: the key's fingerprint and comment."""
+    """POST /v1/users/{name}/keys: the key's fingerprint and comment, and where it went."""
 
     fingerprint: str
     comment: str
+    push: KeyPush
 
 
 class KeyRemoved(WireModel):
-    """DELETE /v1/users/{name}/keys/{fingerprint}."""
+    """DELETE /v1/users/{name}/keys/{fingerprint}, and where the change went."""
 
     fingerprint: str
+    push: KeyPush

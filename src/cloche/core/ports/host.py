@@ -96,6 +96,12 @@ class JumpAccounts(Protocol):
     def write_keys(self, user: str, text: str) -> None:
         """Replace the user's authorized_keys file (sshd reads it at each login)."""
 
+    def read_keys(self, user: str) -> str | None:
+        """The user's authorized_keys text, or None when there is none."""
+
+    def end_sessions(self, user: str) -> int:
+        """End the account's open sshd sessions (tunnels, ControlMasters); return how many."""
+
     def remove(self, user: str) -> None:
         """Remove the user's keys file and jump account."""
 
