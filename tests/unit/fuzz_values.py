@@ -45,6 +45,7 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "user": ("alice", "bob"),
     "ssh_keys": ([public_key("rsa3072")], [public_key("ed25519"), public_key("ecdsa")]),
     "public_key": (public_key("rsa3072"), public_key("ed25519")),
+    "public_keys": ([public_key("rsa3072")], [public_key("rsa3072"), public_key("ed25519")]),
     "role": ("member", "admin"),
     "max_envs": (3, 0),
     "cpu": (1, 2),
@@ -92,6 +93,7 @@ _KEY = public_key("ed25519")
 HOSTILE_BY_FIELD: dict[str, tuple[Any, ...]] = {
     "public_key": (f"{_KEY} \ud800", f"{_KEY} a\x00b", f"{_KEY}\n{_KEY}", f"{_KEY} {'c' * 5000}"),
     "ssh_keys": ([f"{_KEY} \ud800"], [_KEY, _KEY], []),
+    "public_keys": ([f"{_KEY} me\n{_KEY}"], [_KEY, _KEY], [], [_KEY] * 101),
     "command": (["\ud800"], ["a\x00b"], [""], ["true"] * 5000),
     "fingerprint": ("SHA256:\ud800", "SHA256:" + "A" * 5000),
 }

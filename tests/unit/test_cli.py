@@ -6,6 +6,7 @@ a TestClient of create_app(context) through cli/remote.py's client_factory.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -128,6 +129,30 @@ def test_changes_print_one_line_each(cli: CliRunner, context: FakeContext) -> No
     assert run(cli, "user", "key", "rm", "bob", fingerprint[1]) == (
         f"removed key {fingerprint[1]} from bob\n"
     )
+
+
+def _ed25519(seed: int) -> str:
+    """A well-formed ed25519 public key line nobody in the served world has."""
+    blob = b"".join(
+        len(part).to_bytes(4, "big") + part for part in (b"ssh-ed25519", bytes(31) + bytes([seed]))
+    )
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} spare"
+
+
+def test_key_add_adds_each_key_of_a_file_or_none(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.pub"
+    keys.write_text(f"# work laptop\n{(DATA / 'rsa3072.pub').read_text()}\n{_ed25519(7)}")
+    added = run(cli, "user", "key", "add", "bob", str(keys)).splitlines()
+    assert len(added) == 2
+    assert all(re.fullmatch(r"added key SHA256:\S+ to bob", line) for line in added)
+    before = json.loads(run(cli, "user", "show", "bob", "--json"))["ssh_keys"]
+    # One bad line refuses the whole file, naming the line; nothing is added.
+    keys.write_text(f"{(DATA / 'ed25519.pub').read_text()}{(DATA / 'rsa1024.pub').read_text()}")
+    result = cli.invoke(app, ["user", "key", "add", "bob", str(keys)])
+    assert result.exit_code == Invalid.exit_code
+    assert result.stderr.startswith(f"error: The key file {keys}, line 2: This RSA key has 1024")
+    assert result.stderr.count("\n") == 1
+    assert json.loads(run(cli, "user", "show", "bob", "--json"))["ssh_keys"] == before
 
 
 # Long operations ------------------------------------------------------------------------------
