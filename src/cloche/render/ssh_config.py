@@ -47,9 +47,14 @@ def _check_target(target: SshTarget) -> None:
     _check_host_keys(target.host_keys.values(), f"The host keys of {target.name}")
 
 
+def is_host_key(text: str) -> bool:
+    """True when text is 'TYPE BASE64', the only host key line known_hosts is given."""
+    return _HOST_KEY.fullmatch(text) is not None
+
+
 def _check_host_keys(keys: Iterable[str], what: str) -> None:
     for key in keys:
-        if not _HOST_KEY.fullmatch(one_line(key, what)):
+        if not is_host_key(one_line(key, what)):
             raise Invalid(
                 f"{what} include {key[:60]!r}, which is not 'TYPE BASE64'; read them again."
             )
