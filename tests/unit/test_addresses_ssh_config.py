@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from cloche.model.addresses import address_mismatch, allocate_address
@@ -110,3 +114,21 @@ def test_a_target_that_is_not_an_environment_is_refused() -> None:
             render_ssh_config("alice", "h.example", 22, "/k", [target])
     with pytest.raises(Invalid, match="User name"):
         render_ssh_config("alice\nHost *", "h.example", 22, "/k", [])
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
+def test_openssh_reads_the_generated_config_as_cloche_meant(tmp_path: Path) -> None:
+    """Positive control with the real parser (ssh -G connects nowhere): a quoted path with a
+    space stays one path, and the jump host and port are the ones given."""
+    known = tmp_path / "my keys" / "known_hosts"
+    config = tmp_path / "config"
+    config.write_text(render_ssh_config("alice", "192.0.2.7", 2222, str(known), TARGETS))
+    shown = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "cloche-jump-alice"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert f"userknownhostsfile {known}" in shown
+    assert {"hostname 192.0.2.7", "port 2222", "user alice"} <= set(shown)
+    assert not [line for line in shown if line.startswith(("proxycommand", "localcommand"))]

@@ -217,6 +217,8 @@ def test_exec_passes_output_and_exit_status(cli: CliRunner, context: FakeContext
         (("create", "alice/web"), Conflict.exit_code, "already"),
         (("create", "alice/big", "--memory", "lots"), Invalid.exit_code, "memory"),
         (("snapshots", "bob/nope"), NotFound.exit_code, "nope"),
+        (("ssh-config", "alice", "--host", "h\nProxyCommand x"), Invalid.exit_code, "SSH host"),
+        (("user", "key", "add", "bob", "/nonexistent/k.pub"), Invalid.exit_code, "Cannot read"),
     ],
 )
 def test_errors_exit_with_their_code(
