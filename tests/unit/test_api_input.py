@@ -214,3 +214,26 @@ def test_ssh_config_refuses_a_value_that_would_inject_a_directive(
     response = client.get("/v1/users/alice/ssh-config", params=params)
     _one_sentence(response, 422)
     assert "config" not in response.json()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"password": "hunter\x002"},
+        {"password": "one\ntwo"},
+        {"url": "sftp:b@10.0.0.6:/srv", "sftp_command": "ssh b@10.0.0.6 -s sftp\nx"},
+        {"url": "s3:http://10.0.0.5:9000/c", "s3_access_key": "a\x00", "s3_secret_key": "s"},
+        {"url": "/srv/backups\x00x"},
+    ],
+)
+def test_a_backup_secret_or_url_with_a_control_character_is_refused(
+    client: TestClient, field: dict[str, str]
+) -> None:
+    body = {"name": "spare", "url": "/srv/backups", "password": "hunter2", **field}
+    message = _one_sentence(client.post("/v1/backups/repositories", json=body), 422)
+    assert "hunter" not in message
+    assert (
+        client.get("/v1/backups/repositories").json()
+        == client.get("/v1/backups/repositories").json()
+    )
+    assert "spare" not in client.get("/v1/backups/repositories").text
