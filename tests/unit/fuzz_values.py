@@ -45,6 +45,7 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "user": ("alice", "bob"),
     "ssh_keys": ([public_key("rsa3072")], [public_key("ed25519"), public_key("ecdsa")]),
     "public_key": (public_key("rsa3072"), public_key("ed25519")),
+    "public_keys": ([public_key("rsa3072")], [public_key("rsa3072"), public_key("ed25519")]),
     "role": ("member", "admin"),
     "max_envs": (3, 0),
     "cpu": (1, 2),
@@ -91,8 +92,17 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
 _KEY = public_key("ed25519")
 # Hostile values only one field can meet: a valid key with a bad comment, say.
 HOSTILE_BY_FIELD: dict[str, tuple[Any, ...]] = {
-    "public_key": (f"{_KEY} \ud800", f"{_KEY} a\x00b", f"{_KEY}\n{_KEY}", f"{_KEY} {'c' * 5000}"),
+    "public_key": (
+        f"{_KEY} \ud800",
+        f"{_KEY} a\x00b",
+        f"{_KEY}\n{_KEY}",
+        f"{_KEY} me\n{_KEY}",
+        f"{_KEY} me\u2028{_KEY}",
+        f"{_KEY} {'c' * 5000}",
+        f"{_KEY} {'c' * 20_000}",
+    ),
     "ssh_keys": ([f"{_KEY} \ud800"], [_KEY, _KEY], []),
+    "public_keys": ([f"{_KEY} me\n{_KEY}"], [_KEY, _KEY], [], [_KEY] * 101),
     "command": (["\ud800"], ["a\x00b"], [""], ["true"] * 5000),
     "fingerprint": ("SHA256:\ud800", "SHA256:" + "A" * 5000),
 }
@@ -121,6 +131,16 @@ HOSTILE_TEXT: tuple[str, ...] = (
     "🦀",
     "a\x00b",
     "\ud800",
+    # Line breaks and control characters that would start a directive of a generated file.
+    "alice\r",
+    "web\r\nHost *",
+    "a\u2028b",
+    "a\u2029b",
+    "a\x85b",
+    "a\x0bb",
+    "a\x1b[2Jb",
+    "a\x7f",
+    "h.example\nProxyCommand touch /tmp/pwned",
     "a/b",
     "%2F",
     "tmpl-x",
@@ -128,6 +148,7 @@ HOSTILE_TEXT: tuple[str, ...] = (
     "-1",
     "99999999999999999999",
     "9" * 5000,
+    "a" * 50_000,
 )
 # Values that a field parses (sizes, base64, route specs, egress): body text fields meet them too.
 HOSTILE_VALUES: tuple[str, ...] = (
@@ -176,6 +197,7 @@ MALFORMED_BODIES: tuple[bytes, ...] = (
     b"NaN",
     b'{"cpu": ' + b"9" * 5000 + b"}",
     b'{"a": ' * 2000 + b"1" + b"}" * 2000,
+    b'{"name": "' + b"a" * 900_000 + b'"}',
 )
 EXTRA_FIELD = "unexpected_field"
 # A well-formed name that nothing in the seeded world has.

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from cloche.api.app import create_app
-from cloche.core import backup_repositories, backup_run, environments, routes, snapshots
+from cloche.core import (
+    backup_repositories,
+    backup_run,
+    environments,
+    routes,
+    snapshots,
+    ssh_access,
+)
+from cloche.model.errors import ClocheError
 from tests.unit.fakes import (
     GIB,
     HOST_KEYS,
@@ -157,6 +165,23 @@ def stored_names(context: FakeContext) -> list[str]:
     ]
     names += [each.repository.name for each in backup_repositories.list_repositories(context)]
     return names
+
+
+def unrenderable(context: FakeContext) -> list[str]:
+    """What of the world's generated files no longer renders (a poisoned user), or holds a
+    stored value of more than one line; [] when everything does."""
+    found = []
+    database = context.database
+    for user in database.users.list():
+        try:
+            ssh_access.jump_keys(context, user.name)
+            ssh_access.ssh_config(context, user.name, None, None, "/home/fuzz/known_hosts")
+        except ClocheError as error:
+            found.append(f"{user.name}: {error}")
+    values = [(key.public_key, key.comment) for key in database.users.list_keys()]
+    values += [(route.spec, route.endpoint) for route in database.routes.list()]
+    found += [repr(value) for pair in values for value in pair if not str(value).isprintable()]
+    return found
 
 
 def _copied(fakes: dict[str, Any]) -> dict[str, Any]:

@@ -203,6 +203,8 @@ def test_every_route_answers_what_its_model_describes(app: FastAPI, context: Fak
         user = {"name": "alice", "ssh_keys": [public_key("ed25519")], "cpu": 8, "max_envs": 6}
         call("POST", "/v1/users", 201, json=user)
         call("POST", "/v1/users/alice/keys", 201, json={"public_key": public_key("ecdsa")})
+        batch = {"public_keys": [public_key("rsa3072")]}
+        call("POST", "/v1/users/alice/keys/batch", 201, json=batch)
         call("PATCH", "/v1/users/alice", json={"memory": "16GiB"})
         for name in ("web", "db"):
             call.wait(call("POST", "/v1/environments", 202, json={"user": "alice", "name": name}))
@@ -252,7 +254,7 @@ def test_every_route_answers_what_its_model_describes(app: FastAPI, context: Fak
         call.wait(call("POST", "/v1/backups/forget", 202, json={}))
         call.wait(call("DELETE", f"/v1/backups/{backup['id']}", 202))
         call("DELETE", "/v1/backups/repositories/offsite", 204)
-        [_, ecdsa] = shown["ssh_keys"]
+        ecdsa = shown["ssh_keys"][-1]
         call("DELETE", f"/v1/users/alice/keys/{ecdsa['fingerprint']}")
         call.wait(call("DELETE", "/v1/environments/alice/db", 202))
         call.wait(call("DELETE", "/v1/users/alice", 202, params={"purge": True}))

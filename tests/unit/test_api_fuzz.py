@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloche.api.app import create_app
+from cloche.api.body_limit import limit_for
 from cloche.model.errors_wire import ERROR_CLASSES
 from tests.unit.fakes import make_context
 from tests.unit.fuzz_requests import (
@@ -26,11 +27,12 @@ from tests.unit.fuzz_requests import (
     Request,
     missing_plausible,
     operations,
+    plausible,
     requests,
     sweep,
     to_wire,
 )
-from tests.unit.fuzz_world import PLAIN_NAME, World, stored_names
+from tests.unit.fuzz_world import PLAIN_NAME, World, stored_names, unrenderable
 
 RANDOM_EXAMPLES = 25
 
@@ -70,6 +72,36 @@ def check_answer(status: int, body: Any, what: str) -> None:
     assert message.endswith("."), f"{what} -> {status} {body!r}"
 
 
+# The only directives cloche's ssh_config holds: any other line was injected by a value.
+SSH_CONFIG_DIRECTIVES = frozenset(
+    {
+        "HostName",
+        "Port",
+        "User",
+        "UserKnownHostsFile",
+        "StrictHostKeyChecking",
+        "RequestTTY",
+        "ForwardAgent",
+        "ProxyJump",
+        "HostKeyAlias",
+        "CheckHostIP",
+    }
+)
+
+
+def check_generated(body: Any, what: str) -> None:
+    """A generated ssh_config holds only cloche's directives, and known_hosts only key lines."""
+    if not (isinstance(body, dict) and set(body) == {"config", "known_hosts"}):
+        return
+    for line in body["config"].splitlines():
+        if line and not line.startswith(("# cloche: ", "Host ")):
+            assert line.startswith("    "), f"{what} -> config line {line!r}"
+            assert line.split()[0] in SSH_CONFIG_DIRECTIVES, f"{what} -> config line {line!r}"
+    for line in body["known_hosts"].splitlines():
+        assert len(line.split()) == 3, f"{what} -> known_hosts line {line!r}"
+        assert not line.startswith("@"), f"{what} -> known_hosts line {line!r}"
+
+
 def send(world: World, request: Request) -> None:
     """Send one request to a pristine world and judge the answer and its operation."""
     world.ensure_pristine()
@@ -79,12 +111,15 @@ def send(world: World, request: Request) -> None:
     )
     body = response.json() if response.content else None
     check_answer(response.status_code, body, wire.describe())
+    check_generated(body, wire.describe())
     if response.status_code == 202:
         world.finish_operation(body)
     crashes = world.crash_log.crashes
     assert not crashes, f"{wire.describe()} crashed an operation: {crashes[0]}"
     odd = [name for name in stored_names(world.context) if not PLAIN_NAME.fullmatch(name)]
     assert not odd, f"{wire.describe()} stored the name {odd[0]!r}"
+    poisoned = unrenderable(world.context)
+    assert not poisoned, f"{wire.describe()} poisoned the world: {poisoned[0]}"
 
 
 def test_every_parameter_has_plausible_values() -> None:
@@ -115,6 +150,24 @@ def test_a_changed_world_is_put_back_as_seeded(world: World) -> None:
 def test_sweep(world: World, operation: Operation) -> None:
     for request in sweep(operation):
         send(world, request)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=str)
+def test_a_body_over_the_limit_is_refused_on_every_route(
+    world: World, operation: Operation
+) -> None:
+    """Declared or chunked, a body past the route's limit is a 413 sentence and changes nothing."""
+    wire = to_wire(plausible(operation), world.seeded)
+    huge = b"[" + b"1," * (limit_for(wire.url.partition("?")[0]) // 2) + b"1]"
+    for content in (huge, iter([huge[: len(huge) // 2], huge[len(huge) // 2 :]])):
+        world.ensure_pristine()
+        restores = world.restores
+        headers = {**wire.headers, "Content-Type": "application/json"}
+        response = world.client.request(wire.method, wire.url, headers=headers, content=content)
+        assert response.status_code == 413, f"{wire.describe()} -> {response.status_code}"
+        check_answer(413, response.json(), wire.describe())
+        world.ensure_pristine()
+        assert world.restores == restores, f"{wire.describe()} changed the world"
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=str)

@@ -6,6 +6,7 @@ a TestClient of create_app(context) through cli/remote.py's client_factory.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -153,6 +154,30 @@ def test_key_changes_say_which_environments_wait_or_failed(
     assert json.loads(removed)["push"] == {"failed": {}, "pushed": ["web"], "waiting": ["db"]}
 
 
+def _ed25519(seed: int) -> str:
+    """A well-formed ed25519 public key line nobody in the served world has."""
+    blob = b"".join(
+        len(part).to_bytes(4, "big") + part for part in (b"ssh-ed25519", bytes(31) + bytes([seed]))
+    )
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} spare"
+
+
+def test_key_add_adds_each_key_of_a_file_or_none(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.pub"
+    keys.write_text(f"# work laptop\n{(DATA / 'rsa3072.pub').read_text()}\n{_ed25519(7)}")
+    added = run(cli, "user", "key", "add", "bob", str(keys)).splitlines()
+    assert len(added) == 2
+    assert all(re.fullmatch(r"added key SHA256:\S+ to bob", line) for line in added)
+    before = json.loads(run(cli, "user", "show", "bob", "--json"))["ssh_keys"]
+    # One bad line refuses the whole file, naming the line; nothing is added.
+    keys.write_text(f"{(DATA / 'ed25519.pub').read_text()}{(DATA / 'rsa1024.pub').read_text()}")
+    result = cli.invoke(app, ["user", "key", "add", "bob", str(keys)])
+    assert result.exit_code == Invalid.exit_code
+    assert result.stderr.startswith(f"error: The key file {keys}, line 2: This RSA key has 1024")
+    assert result.stderr.count("\n") == 1
+    assert json.loads(run(cli, "user", "show", "bob", "--json"))["ssh_keys"] == before
+
+
 # Long operations ------------------------------------------------------------------------------
 
 
@@ -213,6 +238,8 @@ def test_exec_passes_output_and_exit_status(cli: CliRunner, context: FakeContext
         (("create", "alice/web"), Conflict.exit_code, "already"),
         (("create", "alice/big", "--memory", "lots"), Invalid.exit_code, "memory"),
         (("snapshots", "bob/nope"), NotFound.exit_code, "nope"),
+        (("ssh-config", "alice", "--host", "h\nProxyCommand x"), Invalid.exit_code, "SSH host"),
+        (("user", "key", "add", "bob", "/nonexistent/k.pub"), Invalid.exit_code, "Cannot read"),
     ],
 )
 def test_errors_exit_with_their_code(

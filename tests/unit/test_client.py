@@ -152,6 +152,10 @@ def test_every_route_has_a_client_method(
     added = keys.add("dave", public_key("ecdsa"))
     assert len(users.get("dave").ssh_keys) == 2
     assert keys.remove("dave", added.fingerprint).fingerprint == added.fingerprint
+    both = keys.add_many("dave", [public_key("ecdsa"), public_key("rsa3072")])
+    assert {key.fingerprint for key in both} < {
+        key.fingerprint for key in users.get("dave").ssh_keys
+    }
     assert "Host " in users.ssh_config("alice", "/tmp/known").config
 
     envs = client.environments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from cloche.model.names import (
     parse_address,
 )
 from cloche.model.quota import Quota, Usage, check_fits
-from cloche.model.sshkeys import parse_public_key
+from cloche.model.sshkeys import MAX_KEYS, MAX_LINE, parse_public_key, parse_public_keys
 
 DATA = Path(__file__).parent / "data"
 GIB = 1024**3
@@ -104,12 +105,61 @@ def test_weak_and_wrong_keys_are_refused_clearly() -> None:
         parse_public_key("  \n")
 
 
-@pytest.mark.parametrize("comment", ["\ud800", "a\x00b", "two\nssh-ed25519 AAAA", "tab\there"])
-def test_a_key_comment_must_be_one_line_of_printable_text(comment: str) -> None:
+@pytest.mark.parametrize(
+    "comment", ["\ud800", "a\x00b", "tab\there", "esc\x1b[2J", "nbsp\u00a0x", "rtl\u202ex"]
+)
+def test_a_key_comment_must_be_printable_text(comment: str) -> None:
     line = (DATA / "ed25519.pub").read_text().split()[:2]
     assert parse_public_key(f"{line[0]} {line[1]} josé@laptop").comment == "josé@laptop"
-    with pytest.raises(Invalid, match="comment holds a line break, a control character"):
+    with pytest.raises(Invalid, match="holds a control character") as caught:
         parse_public_key(f"{line[0]} {line[1]} {comment}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "separator", ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029"]
+)
+def test_a_key_is_parsed_whole_and_a_line_break_anywhere_is_refused(separator: str) -> None:
+    key_type, blob = (DATA / "ed25519.pub").read_text().split()[:2]
+    other = (DATA / "ecdsa.pub").read_text().strip()
+    # Each would otherwise become a second authorized_keys line (or one key with the other
+    # key as its comment).
+    for text in (
+        f"{key_type} {blob} two{separator}{other}",
+        f"{key_type} {blob}{separator}{other}",
+        f"{key_type}{separator}{blob}",
+    ):
+        with pytest.raises(Invalid, match="spans several lines; give one key per line"):
+            parse_public_key(text)
+    assert parse_public_key(f"  {key_type} {blob} me\n").line == f"{key_type} {blob} me"
+
+
+def test_an_overlong_key_line_is_refused() -> None:
+    line = (DATA / "ed25519.pub").read_text().strip()
+    with pytest.raises(Invalid, match="over 16384 characters"):
+        parse_public_key(f"{line} {'c' * MAX_LINE}")
+
+
+def test_a_key_file_is_taken_whole_or_refused_naming_its_line() -> None:
+    ed25519, ecdsa = (DATA / "ed25519.pub").read_text(), (DATA / "ecdsa.pub").read_text()
+    keys = parse_public_keys(f"# laptop\n{ed25519}\n\n{ecdsa}", "keys.pub")
+    assert [key.key_type for key in keys] == ["ssh-ed25519", "ecdsa-sha2-nistp256"]
+    rsa1024 = (DATA / "rsa1024.pub").read_text()
+    with pytest.raises(Invalid, match=r"^keys.pub, line 2: This RSA key has 1024 bits"):
+        parse_public_keys(f"{ed25519}{rsa1024}", "keys.pub")
+    with pytest.raises(Invalid, match=r"^keys.pub, line 3 repeats the key of line 1; remove"):
+        parse_public_keys(f"{ed25519}{ecdsa}{ed25519}", "keys.pub")
+    with pytest.raises(Invalid, match="holds no public key"):
+        parse_public_keys("# nothing\n\n", "keys.pub")
+    with pytest.raises(Invalid, match=f"more than {MAX_KEYS} keys"):
+        parse_public_keys("".join(_ed25519(n) for n in range(MAX_KEYS + 1)), "keys.pub")
+
+
+def _ed25519(seed: int) -> str:
+    """A well-formed ed25519 public key line, distinct per seed."""
+    field = [b"ssh-ed25519", seed.to_bytes(32, "big")]
+    blob = b"".join(len(part).to_bytes(4, "big") + part for part in field)
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} k{seed}\n"
 
 
 QUOTA = Quota(max_envs=2, cpu=4, memory_bytes=8 * GIB, disk_bytes=40 * GIB)

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloche import __version__, wire
 from cloche.api import mapping
 from cloche.api.backup_routes import register_backup_routes
+from cloche.api.body_limit import DEFAULT_LIMIT, BodyLimit
 from cloche.api.environment_routes import register_environment_routes
 from cloche.api.host_routes import register_host_routes
 from cloche.api.network_routes import register_network_routes
@@ -30,11 +31,12 @@ def _validation_sentence(error: RequestValidationError) -> str:
     return f"{location or 'request'}: {message}; fix the request and retry."
 
 
-def create_app(context: Context) -> FastAPI:
-    """The FastAPI app serving one daemon context."""
+def create_app(context: Context, *, body_limit: int = DEFAULT_LIMIT) -> FastAPI:
+    """The FastAPI app serving one daemon context; request bodies over body_limit are refused."""
     app = FastAPI(
         title="cloche", version=__version__, docs_url="/docs", openapi_url="/openapi.json"
     )
+    app.add_middleware(BodyLimit, limit=body_limit)
 
     @app.exception_handler(ClocheError)
     async def cloche_error(_: Request, error: ClocheError) -> JSONResponse:

@@ -47,6 +47,13 @@ def register_user_routes(app: FastAPI, context: Context) -> None:
     def add_key(name: str, request: wire.KeyRequest, actor: Actor = "unknown") -> wire.KeyAdded:
         return mapping.key_added(*users.add_key(context, actor, name, request.public_key))
 
+    @app.post("/v1/users/{name}/keys/batch", status_code=201, responses=errors(404, 409, 422))
+    def add_keys(
+        name: str, request: wire.KeysRequest, actor: Actor = "unknown"
+    ) -> list[wire.KeyAdded]:
+        records, push = users.add_keys(context, actor, name, request.public_keys)
+        return [mapping.key_added(record, push) for record in records]
+
     @app.get("/v1/users/{name}/ssh-config", responses=errors(404, 422))
     def ssh_config(
         name: str,

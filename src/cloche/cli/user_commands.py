@@ -11,6 +11,7 @@ from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
 from cloche.cli.remote import JsonOption, NoWaitOption, YesOption
 from cloche.model.errors import HostFailure, Invalid
+from cloche.model.sshkeys import parse_public_keys
 
 if TYPE_CHECKING:
     from cloche.model.records import Role
@@ -21,13 +22,14 @@ key_app = typer.Typer(help="A user's SSH public keys.", no_args_is_help=True)
 user_app.add_typer(key_app, name="key")
 
 
-def _read_key(path: Path) -> str:
+def _read_keys(path: Path) -> list[str]:
+    """Each public key line of a key file, the whole file refused on its first bad line."""
     try:
-        return path.read_text()
-    except OSError as error:
-        raise Invalid(
-            f"Cannot read the key file {path}: {error.strerror}; give a .pub file."
-        ) from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise Invalid(f"Cannot read the key file {path}: {reason}; give a .pub file.") from None
+    return [key.line for key in parse_public_keys(text, f"The key file {path}")]
 
 
 # Users ---------------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ def user_add(
     as_json: JsonOption = False,
 ) -> None:
     """Add a user: a tenant with their own LXD project, uid range and quotas."""
-    keys = [_read_key(path) for path in ssh_key]
+    keys = [line for path in ssh_key for line in _read_keys(path)]
     with remote.client() as client:
         user = client.users.add(
             name,
@@ -149,15 +151,20 @@ def user_rm(
 @key_app.command("add")
 @handle_errors
 def key_add(name: str, key_file: Path, as_json: JsonOption = False) -> None:
-    """Add a public key to a user (it reaches every environment of theirs)."""
-    public_key = _read_key(key_file)
+    """Add a file's public keys to a user, all or none (they reach every environment of theirs)."""
+    lines = _read_keys(key_file)
     with remote.client() as client:
-        key = client.keys.add(name, public_key)
+        added = (
+            [client.keys.add(name, lines[0])]
+            if len(lines) == 1
+            else client.keys.add_many(name, lines)
+        )
     if as_json:
-        remote.print_json(key)
+        remote.print_json(added[0] if len(added) == 1 else added)
     else:
-        console().print(f"added key {key.fingerprint} to {name}", highlight=False)
-    _report_push(name, key.push, quiet=as_json)
+        for key in added:
+            console().print(f"added key {key.fingerprint} to {name}", highlight=False)
+    _report_push(name, added[-1].push, quiet=as_json)
 
 
 @key_app.command("rm")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
 from cloche.client.connection import path_of
 from cloche.client.operations import DEFAULT_WAIT, OperationHandle
 from cloche.client.resource import Resource, given
 from cloche.model.records import Role
 from cloche.wire import KeyAdded, KeyRemoved, SshConfig, User, UserDetail
+
+_KEYS_ADDED = TypeAdapter(list[KeyAdded])
 
 
 class Users(Resource):
@@ -95,6 +97,12 @@ class Keys(Resource):
         """Add one public key line to a user."""
         body = {"public_key": public_key}
         return self._connection.fetch(KeyAdded, "POST", path_of("users", user, "keys"), body=body)
+
+    def add_many(self, user: str, public_keys: Sequence[str]) -> list[KeyAdded]:
+        """Add several public key lines to a user, all or none (a file of keys)."""
+        body: dict[str, JsonValue] = {"public_keys": [str(key) for key in public_keys]}
+        path = path_of("users", user, "keys", "batch")
+        return self._connection.fetch_shape(_KEYS_ADDED, "POST", path, body=body)
 
     def remove(self, user: str, fingerprint: str) -> KeyRemoved:
         """Remove a public key by its SHA256 fingerprint."""

@@ -99,6 +99,16 @@ def _check_options(
     sftp_command: str | None,
 ) -> None:
     kind = repository_kind(url)
+    # They travel in restic's environment and argv, where a NUL cannot go and a line break
+    # would split the SFTP command.
+    for value, what in (
+        (password, "The password"),
+        (s3_access_key, "The S3 access key"),
+        (s3_secret_key, "The S3 secret key"),
+        (sftp_command, "The SFTP command"),
+    ):
+        if value is not None and not value.strip().isprintable():
+            raise Invalid(f"{what} holds a line break or a control character; give one line.")
     if (s3_access_key is None) != (s3_secret_key is None):
         raise Invalid("Give both --s3-access-key and --s3-secret-key, or neither.")
     if kind != "s3" and s3_access_key is not None:

@@ -26,6 +26,7 @@ from cloche.model.quota import Quota, Usage, check_fits
 from cloche.model.records import EnvironmentRecord, Profile, UserRecord
 from cloche.model.text import output_tail
 from cloche.render.account import account_script, authorized_keys
+from cloche.render.ssh_config import is_host_key
 
 Progress = Callable[[str], None]
 # Makes the LXD instance of a reserved environment, given its address.
@@ -201,6 +202,7 @@ def read_host_keys(context: Context, user: str, name: str) -> dict[str, str]:
     keys = {}
     for line in result.text.splitlines():
         parts = line.split()
-        if len(parts) >= 2:
+        # The guest's files are not believed: only 'TYPE BASE64' reaches known_hosts.
+        if len(parts) >= 2 and is_host_key(f"{parts[0]} {parts[1]}"):
             keys[parts[0]] = f"{parts[0]} {parts[1]}"
     return keys

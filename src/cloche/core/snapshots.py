@@ -44,7 +44,7 @@ from cloche.render.lxd import static_nic
 Progress = Callable[[str], None]
 MANUAL_PREFIX = "manual-"
 LABEL_MAX = 40
-_LABEL = re.compile(r"^[a-z0-9-]+$")
+_LABEL = re.compile(r"[a-z0-9-]+")
 
 
 def check_label(label: str) -> str:

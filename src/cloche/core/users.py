@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from cloche.core import environments, key_push, ssh_access
@@ -14,7 +16,7 @@ from cloche.model.errors import Conflict
 from cloche.model.limits import ProjectQuotas
 from cloche.model.names import check_user_name
 from cloche.model.records import SshKeyRecord, UserRecord
-from cloche.model.sshkeys import parse_public_key
+from cloche.model.sshkeys import parse_key_list, parse_public_key
 from cloche.render.instance import project_name, project_request, security_profile_requests
 
 # Every profile's default process limit fits this many times per environment in the project.
@@ -176,6 +178,26 @@ def add_key(
             check_user_name(name), key.fingerprint, key.line, key.comment
         )
         return record, _push_keys(context, name, actor)
+
+
+def add_keys(
+    context: Context, actor: str, name: str, texts: Sequence[str]
+) -> tuple[list[SshKeyRecord], key_push.KeyPush]:
+    """Add several public keys to a user, all or none, and push them once (a key file)."""
+    keys = parse_key_list(texts)
+    fingerprints: list[JsonValue] = [key.fingerprint for key in keys]
+    with audited(context, actor, "added keys of user", name, {"fingerprints": fingerprints}):
+        check_user_name(name)
+        with Reverter() as revert:
+            records = []
+            for key in keys:
+                records.append(
+                    context.database.users.add_key(name, key.fingerprint, key.line, key.comment)
+                )
+                undo = functools.partial(context.database.users.remove_key, name, key.fingerprint)
+                revert.add(f"forget the key {key.fingerprint}", undo)
+            revert.success()
+        return records, _push_keys(context, name, actor)
 
 
 def remove_key(context: Context, actor: str, name: str, fingerprint: str) -> key_push.KeyPush:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from cloche.model.errors import Invalid, NotFound
+from cloche.model.text import one_line
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_SFTP = re.compile(r"^sftp:[^\s:@/]+@[^\s:/]+:/\S*$")
-_S3 = re.compile(r"^s3:https?://[^\s/]+/[a-z0-9][a-z0-9.-]{1,62}(/\S*)?$")
-_BACKUP_ID = re.compile(r"^[0-9a-f]{8,64}$")
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_SFTP = re.compile(r"sftp:[^\s:@/]+@[^\s:/]+:/\S*")
+_S3 = re.compile(r"s3:https?://[^\s/]+/[a-z0-9][a-z0-9.-]{1,62}(/\S*)?")
+_BACKUP_ID = re.compile(r"[0-9a-f]{8,64}")
 
 RepositoryKind = Literal["local", "sftp", "s3"]
 # What adding a repository did: made a new one, or opened one there already.
@@ -168,6 +169,7 @@ def backup_round_due(last_round: float | None, now: float) -> bool:
 
 def repository_kind(url: str) -> RepositoryKind:
     """local, sftp or s3 for a repository URL; Invalid for anything else."""
+    one_line(url, "The repository URL")
     if url.startswith("sftp:"):
         if not _SFTP.fullmatch(url):
             raise Invalid(f"{url!r} is not an SFTP repository; write it as sftp:user@host:/path.")
@@ -178,7 +180,7 @@ def repository_kind(url: str) -> RepositoryKind:
                 f"{url!r} is not an S3 repository; write it as s3:http://HOST:PORT/bucket."
             )
         return "s3"
-    if url.startswith("/") and "\n" not in url:
+    if url.startswith("/"):
         return "local"
     raise Invalid(
         f"{url!r} is not a repository URL; give an absolute path, sftp:user@host:/path or "

@@ -19,19 +19,20 @@ from pydantic import (
 from cloche.model import paths
 from cloche.model.bans import networks, parse_duration
 from cloche.model.errors import Invalid
+from cloche.model.names import check_host_name
 from cloche.model.units import format_size, parse_size
 
 CONFIG_PATH = paths.CONFIG_PATH
 MINIMUM_POOL_BYTES = 2 * 1024**3
 
-_LXD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_INTERFACE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
-_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_LXD_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_INTERFACE_NAME = re.compile(r"[a-z][a-z0-9-]{0,14}")
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _RELEASE = re.compile(r"^[a-z]+$")
 
 
 def _check_lxd_name(value: str) -> str:
-    if not _LXD_NAME.match(value):
+    if not _LXD_NAME.fullmatch(value):
         raise ValueError(
             "must start with a lowercase letter and hold only lowercase letters, digits and '-'"
         )
@@ -39,7 +40,7 @@ def _check_lxd_name(value: str) -> str:
 
 
 def _check_interface_name(value: str) -> str:
-    if not _INTERFACE_NAME.match(value):
+    if not _INTERFACE_NAME.fullmatch(value):
         raise ValueError(
             "must be 1 to 15 characters: a lowercase letter, then lowercase letters, digits or '-'"
         )
@@ -97,7 +98,7 @@ def _check_any_network(value: str) -> str:
 
 
 def _check_package(value: str) -> str:
-    if not _DEBIAN_PACKAGE.match(value):
+    if not _DEBIAN_PACKAGE.fullmatch(value):
         raise ValueError(f"{value!r} is not a Debian package name")
     return value
 
@@ -110,6 +111,16 @@ Network = Annotated[str, AfterValidator(_check_network)]
 PackageName = Annotated[str, AfterValidator(_check_package)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
 AnyNetwork = Annotated[str, AfterValidator(_check_any_network)]
+
+
+def _check_host(value: str) -> str:
+    try:
+        return check_host_name(value, "The name")
+    except Invalid as error:
+        raise ValueError(str(error).rstrip(".")) from None
+
+
+HostName = Annotated[str, AfterValidator(_check_host)]
 
 
 class _Strict(BaseModel):
@@ -206,7 +217,7 @@ class SshConfig(_Strict):
     port: int = Field(
         default=22, ge=1, le=65535, description="Port of the host's sshd that 'ssh-config' names."
     )
-    host: str | None = Field(
+    host: HostName | None = Field(
         default=None,
         description="Name or address people use for this host (default: its fully qualified name).",
     )

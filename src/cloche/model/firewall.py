@@ -26,7 +26,7 @@ DEFAULT_MANAGEMENT_PORTS: tuple[int, ...] = ()
 MAX_TENANT_TAG = 2**32 - 1
 
 # Names end up in an nft script, so each is held to a strict pattern (users and envs: names.py).
-_INTERFACE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+_INTERFACE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 
 
 def check_port(what: str, value: int) -> int:
@@ -161,7 +161,7 @@ class FirewallPolicy:
     def __post_init__(self) -> None:
         if self.mode not in FIREWALL_MODES:
             raise Invalid(f"Firewall mode {self.mode!r} is unknown; use 'open' or 'protect'.")
-        if not _INTERFACE.match(self.bridge):
+        if not _INTERFACE.fullmatch(self.bridge):
             raise Invalid(
                 f"Bridge name {self.bridge!r} is not valid; use 1 to 15 characters: a lowercase "
                 "letter, then lowercase letters, digits or '-'."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from cloche.model.errors import Invalid
@@ -17,9 +18,14 @@ ENV_RULE = (
 IMAGE_RULE = (
     "1 to 200 characters: a letter or digit, then letters, digits, '-', '.', '_', '/' or ':'"
 )
+HOST_RULE = (
+    "a DNS name (letters, digits and '-' in dot-separated labels, at most 253 characters) "
+    "or an IP address"
+)
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}")
-_USER = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
-_ENV = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_USER = re.compile(r"[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?")
+_ENV = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
 
 # Names that would clash with accounts on the host or inside every environment.
 RESERVED_USERS = frozenset(
@@ -51,6 +57,21 @@ def check_image_alias(alias: str) -> str:
     if not _IMAGE.fullmatch(alias):
         raise Invalid(f"Image {alias!r} is not a valid image alias; use {IMAGE_RULE}.")
     return alias
+
+
+def check_host_name(host: str, what: str = "Host name") -> str:
+    """Return host if it is a DNS name or an IP address (it goes into ssh_config and known_hosts
+    lines); raise Invalid stating the rule otherwise."""
+    # A scoped IPv6 address ('fe80::1%eth0') takes any text after its '%', newlines too.
+    if "%" not in host:
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+    labels = host.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise Invalid(f"{what} {host[:80]!r} is not valid; use {HOST_RULE}.")
+    return host
 
 
 def parse_address(address: str, default_user: str | None = None) -> tuple[str, str]:

@@ -22,7 +22,7 @@ POLICY_MAX = 10_000
 # Scheduled snapshots are named after the UTC minute they were taken, e.g. auto-20261122T1915Z;
 # the prefix is reserved, and every other name is a manual snapshot that is never pruned.
 SCHEDULED_PREFIX = "auto-"
-_SCHEDULED = re.compile(r"^auto-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z$")
+_SCHEDULED = re.compile(r"auto-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z")
 
 
 def _utc(what: str, value: object) -> datetime:
@@ -39,7 +39,7 @@ def scheduled_name(at: datetime) -> str:
 
 def parse_scheduled_name(name: str) -> datetime | None:
     """The UTC minute a scheduled snapshot name encodes, or None if it is not one (so manual)."""
-    match = _SCHEDULED.match(name)
+    match = _SCHEDULED.fullmatch(name)
     if match is None:
         return None
     year, month, day, hour, minute = (int(part) for part in match.groups())

@@ -6,11 +6,16 @@ import base64
 import binascii
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloche.model.errors import Invalid
 
 MINIMUM_RSA_BITS = 2048
+# sshd reads keys of up to 16 KiB; a 16384-bit RSA key line is about 2.8 KiB.
+MAX_LINE = 16 * 1024
+# One request or key file adds at most this many keys.
+MAX_KEYS = 100
 ACCEPTED_TYPES = frozenset(
     {
         "ssh-ed25519",
@@ -59,6 +64,26 @@ def _read_strings(blob: bytes) -> list[bytes]:
     return strings
 
 
+def _check_one_line(stripped: str) -> None:
+    # The key is parsed whole: its line goes into authorized_keys files, where a second line
+    # would be a second key (or options) nobody added, so any line break is refused.
+    if len(stripped.splitlines()) > 1:
+        raise Invalid(
+            "The SSH public key spans several lines; give one key per line (cloche user key "
+            "add FILE adds each line of a file)."
+        )
+    if len(stripped) > MAX_LINE:
+        raise Invalid(
+            f"The SSH public key line is over {MAX_LINE} characters; give the contents of a "
+            ".pub file."
+        )
+    if not stripped.isprintable():
+        raise Invalid(
+            "The SSH public key holds a control character or text that is not Unicode; give "
+            "one line like 'ssh-ed25519 AAAA... you@laptop'."
+        )
+
+
 def parse_public_key(text: str) -> PublicKey:
     """Parse one OpenSSH public key line; raise Invalid with what is wrong and what to do."""
     stripped = text.strip()
@@ -68,17 +93,12 @@ def parse_public_key(text: str) -> PublicKey:
         )
     if not stripped:
         raise Invalid("The SSH public key is empty; give the contents of a .pub file.")
+    _check_one_line(stripped)
     parts = stripped.split(None, 2)
     if len(parts) < 2:
         raise Invalid("This is not an OpenSSH public key; give a line like 'ssh-ed25519 AAAA...'.")
     key_type, encoded = parts[0], parts[1]
     comment = parts[2] if len(parts) > 2 else ""
-    # The line goes into authorized_keys files and the database: one line of printable text.
-    if not comment.isprintable():
-        raise Invalid(
-            "The SSH public key's comment holds a line break, a control character or text that "
-            "is not Unicode; give one line like 'ssh-ed25519 AAAA... you@laptop'."
-        )
     if key_type in {"ssh-dss", "ssh-dsa"}:
         raise Invalid("DSA keys are too weak and refused; make an ed25519 key with ssh-keygen.")
     if key_type not in ACCEPTED_TYPES:
@@ -111,3 +131,48 @@ def parse_public_key(text: str) -> PublicKey:
     if key_type == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
         raise Invalid("The ed25519 public key is corrupt; copy the .pub file again.")
     return PublicKey(key_type=key_type, blob=blob, comment=comment)
+
+
+def parse_public_keys(text: str, what: str) -> list[PublicKey]:
+    """Every key of a file of public keys, one per line ('#' lines and blank lines skipped);
+    Invalid naming the first bad line, so a file is taken whole or not at all."""
+    keys: list[PublicKey] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            key = parse_public_key(line)
+        except Invalid as error:
+            raise Invalid(f"{what}, line {number}: {error}") from None
+        if key.fingerprint in seen:
+            raise Invalid(
+                f"{what}, line {number} repeats the key of line {seen[key.fingerprint]}; "
+                "remove one of them."
+            )
+        seen[key.fingerprint] = number
+        keys.append(key)
+        if len(keys) > MAX_KEYS:
+            raise Invalid(f"{what} holds more than {MAX_KEYS} keys; split it into smaller files.")
+    if not keys:
+        raise Invalid(f"{what} holds no public key; give a .pub file.")
+    return keys
+
+
+def parse_key_list(texts: Sequence[str]) -> list[PublicKey]:
+    """Each of several key lines (a request's list), refused whole on the first bad or repeated
+    one."""
+    if not texts:
+        raise Invalid("No key was given; give at least one public key line.")
+    if len(texts) > MAX_KEYS:
+        raise Invalid(f"{len(texts)} keys at once is over {MAX_KEYS}; send fewer at a time.")
+    keys: list[PublicKey] = []
+    for number, text in enumerate(texts, start=1):
+        try:
+            key = parse_public_key(text)
+        except Invalid as error:
+            raise Invalid(f"Key {number} of {len(texts)}: {error}") from None
+        if any(key.fingerprint == earlier.fingerprint for earlier in keys):
+            raise Invalid(f"Key {number} of {len(texts)} repeats an earlier one; send it once.")
+        keys.append(key)
+    return keys

@@ -1,4 +1,4 @@
-"""Text at the edges: a program's output shortened for an error sentence, base64 from a request."""
+"""Text at the edges: output cut short for an error, base64 from a request, one-line values."""
 
 from __future__ import annotations
 
@@ -28,3 +28,17 @@ def output_tail(text: str, *, lines: int | None = None, chars: int | None = None
         kept = kept[-lines:]
     joined = " | ".join(kept)
     return joined if chars is None or len(joined) <= chars else joined[-chars:]
+
+
+def one_line(value: str, what: str) -> str:
+    """value if it is one line of printable text (a space is fine); Invalid naming what otherwise.
+
+    The shared guard of every renderer that writes a value from a user into a generated file:
+    a line break, a NUL or another control character there would start a new directive.
+    """
+    if not value.isprintable():
+        raise Invalid(
+            f"{what} {value[:60]!r} holds a line break or a control character; give it as one "
+            "line of plain text."
+        )
+    return value

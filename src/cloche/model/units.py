@@ -18,7 +18,7 @@ _UNITS = {
     "GiB": 1024**3,
     "TiB": 1024**4,
 }
-_SIZE = re.compile(r"^(?P<number>[0-9]+)(?P<unit>[KMGT]i?B|B)?$")
+_SIZE = re.compile(r"(?P<number>[0-9]+)(?P<unit>[KMGT]i?B|B)?")
 # LXD and SQLite hold sizes as 64-bit integers; 1 EiB stays far inside them, sums included.
 MAXIMUM_SIZE_BYTES = 1024**6
 _MAXIMUM_DIGITS = len(str(MAXIMUM_SIZE_BYTES))
@@ -26,7 +26,7 @@ _MAXIMUM_DIGITS = len(str(MAXIMUM_SIZE_BYTES))
 
 def parse_size(text: str) -> int:
     """Return the number of bytes in a size such as '20GiB'; raise Invalid otherwise."""
-    match = _SIZE.match(text.strip()) if isinstance(text, str) else None
+    match = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise Invalid(
             f"{text!r} is not a size; write a whole number and a unit such as 512MiB or 20GiB."

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from cloche.model.errors import Conflict, Invalid
 from cloche.model.paths import CADDY_ADMIN_LISTEN
 from cloche.model.routes import PublishedHttpRoute
+from cloche.model.text import one_line
 
 TlsMode = Literal["internal", "acme"]
 HTTPS_SERVER = "cloche_https"
@@ -108,6 +109,13 @@ def _refuse_auth_and_duplicates(routes: Sequence[PublishedHttpRoute]) -> None:
 
 def _route(published: PublishedHttpRoute) -> dict[str, Any]:
     route = published.route
+    # The shared guard, under the route grammar's own checks: values from users stay one line.
+    for value, what in (
+        (route.domain, "The domain"),
+        (route.path, "The path"),
+        (published.env, "The environment"),
+    ):
+        one_line(value, what)
     match: dict[str, Any] = {"host": [route.domain]}
     if route.path != "/":
         # A prefix of whole segments: /api and /api/... but not /apis.

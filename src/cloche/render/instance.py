@@ -29,9 +29,9 @@ STRICT_PROCESSES = 256
 # project gets exactly this much on top of the user's quotas, which stay what the user was given.
 TEMPLATE_LIMITS = Limits(cpu=1, memory_bytes=512 * MIB, disk_bytes=4 * GIB, processes=256)
 
-_USER = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_USER = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # LXD instance names are hostnames: the environment's hostname is its name.
-_INSTANCE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_INSTANCE = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def project_name(user: str) -> str:
@@ -44,7 +44,7 @@ def user_of_project(project: str) -> str | None:
     if not project.startswith(PROJECT_PREFIX):
         return None
     user = project.removeprefix(PROJECT_PREFIX)
-    return user if _USER.match(user) and not user.endswith("-") else None
+    return user if _USER.fullmatch(user) and not user.endswith("-") else None
 
 
 def template_name(image_alias: str) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cloche.model.firewall import EgressAllow, EnvNetwork, FirewallPolicy
+from cloche.model.text import one_line
 
 TABLE = "inet cloche"
 # nft refuses a comment longer than 128 bytes; tests hold every comment to it.
@@ -247,7 +248,8 @@ def _by_address(envs: Iterable[EnvNetwork]) -> list[EnvNetwork]:
 
 
 def _element(env: EnvNetwork, value: str | None = None) -> str:
-    return f'{value or env.address} comment "{env.name}"'
+    # The shared guard, under EnvNetwork's own checks: a name is written inside a comment.
+    return f'{value or env.address} comment "{one_line(env.name, "The environment name")}"'
 
 
 def _keyed(env: EnvNetwork, key: str | None = None) -> SetElement:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from cloche.model.errors import Invalid
+from cloche.model.firewall import check_port
+from cloche.model.names import check_environment_name, check_host_name, check_user_name
+from cloche.model.text import one_line
+
+# A known_hosts key: its type, one space, its base64 (a guest's key with more is not believed).
+_HOST_KEY = re.compile(r"[a-z0-9@.-]{1,64} [A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,48 @@ def key_alias(user: str, environment: str) -> str:
     return f"cloche-{user}-{environment}"
 
 
+def _check_target(target: SshTarget) -> None:
+    check_environment_name(target.name)
+    try:
+        ipaddress.IPv4Address(target.address)
+    except ValueError:
+        raise Invalid(
+            f"The address {target.address[:60]!r} of {target.name} is not an IPv4 address; "
+            "run 'cloche host reconcile'."
+        ) from None
+    _check_host_keys(target.host_keys.values(), f"The host keys of {target.name}")
+
+
+def is_host_key(text: str) -> bool:
+    """True when text is 'TYPE BASE64', the only host key line known_hosts is given."""
+    return _HOST_KEY.fullmatch(text) is not None
+
+
+def _check_host_keys(keys: Iterable[str], what: str) -> None:
+    for key in keys:
+        if not is_host_key(one_line(key, what)):
+            raise Invalid(
+                f"{what} include {key[:60]!r}, which is not 'TYPE BASE64'; read them again."
+            )
+
+
+def _check_jump(user: str, jump_host: str, jump_port: int) -> None:
+    check_user_name(user)
+    check_host_name(jump_host, "The SSH host")
+    check_port("The SSH port", jump_port)
+
+
+def _config_path(path: str) -> str:
+    """path as an ssh_config argument: absolute, one line, quoted when it holds a space."""
+    one_line(path, "The known_hosts path")
+    if not path.startswith(("/", "~/")) or '"' in path or "%" in path:
+        raise Invalid(
+            f"The known_hosts path {path[:80]!r} must be absolute and free of '\"' and '%'; "
+            "choose another path."
+        )
+    return f'"{path}"' if any(char in path for char in " #") else path
+
+
 def render_known_hosts(
     user: str,
     jump_host: str,
@@ -33,6 +85,10 @@ def render_known_hosts(
     targets: Sequence[SshTarget],
 ) -> str:
     """known_hosts lines for the jump host and every environment, under stable aliases."""
+    _check_jump(user, jump_host, jump_port)
+    _check_host_keys(jump_host_keys, "The host's own SSH host keys")
+    for target in targets:
+        _check_target(target)
     jump_name = jump_host if jump_port == 22 else f"[{jump_host}]:{jump_port}"
     lines = [f"{jump_name} {key}" for key in sorted(jump_host_keys)]
     for target in sorted(targets, key=lambda item: item.name):
@@ -49,7 +105,12 @@ def render_ssh_config(
     known_hosts_path: str,
     targets: Sequence[SshTarget],
 ) -> str:
-    """ssh_config: the jump account, then one Host block per environment through it."""
+    """ssh_config: the jump account, then one Host block per environment through it; every value
+    checked, so none can start a directive of its own."""
+    _check_jump(user, jump_host, jump_port)
+    for target in targets:
+        _check_target(target)
+    known_hosts_path = _config_path(known_hosts_path)
     blocks = [
         f"# cloche: environments of {user}; host keys pinned in {known_hosts_path}\n"
         f"Host {jump_alias(user)}\n"

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 
 from cloche.model.errors import Invalid
 from cloche.model.sshkeys import parse_public_key
+from cloche.model.text import one_line
 
 JUMP_GROUP = "cloche-users"
 DROPIN_PATH = PurePosixPath("/etc/ssh/sshd_config.d/50-cloche.conf")
@@ -50,10 +51,10 @@ MACS = (
     "umac-128-etm@openssh.com",
 )
 
-_GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_GROUP = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # sshd expands %-tokens in AuthorizedKeysFile and splits it on whitespace.
 _UNSAFE_IN_PATH = re.compile(r"[\s%\"'#]")
-_PERMIT_OPEN = re.compile(r"^(\*|[0-9.]+|[a-z0-9.-]+):(\*|[0-9]{1,5})$")
+_PERMIT_OPEN = re.compile(r"(\*|[0-9.]+|[a-z0-9.-]+):(\*|[0-9]{1,5})")
 _HEADER = "# Managed by cloche: it rewrites this file; edits here are lost.\n"
 
 
@@ -74,7 +75,7 @@ class SshdSettings:
 
 
 def _check_path(path: PurePosixPath, what: str) -> str:
-    text = str(path)
+    text = one_line(str(path), f"The {what} path")
     if not path.is_absolute() or _UNSAFE_IN_PATH.search(text):
         raise Invalid(
             f"The {what} path {text!r} must be absolute and free of spaces, quotes, '#' and '%'; "
@@ -84,7 +85,7 @@ def _check_path(path: PurePosixPath, what: str) -> str:
 
 
 def _check_settings(settings: SshdSettings) -> None:
-    if not _GROUP.match(settings.group):
+    if not _GROUP.fullmatch(settings.group):
         raise Invalid(
             f"The jump group name {settings.group!r} is not a valid group name; use lowercase "
             "letters, digits, '_' or '-'."
@@ -97,7 +98,7 @@ def _check_settings(settings: SshdSettings) -> None:
             "The forward backstop is empty; give at least one 'host:port' such as '*:22'."
         )
     for entry in settings.forward_backstop:
-        if not _PERMIT_OPEN.match(entry):
+        if not _PERMIT_OPEN.fullmatch(entry):
             raise Invalid(
                 f"The forward backstop entry {entry!r} is not 'host:port' ('*' allowed for "
                 "either); write it like '*:22'."
@@ -105,6 +106,7 @@ def _check_settings(settings: SshdSettings) -> None:
     if settings.port is not None and not 1 <= settings.port <= 65535:
         raise Invalid(f"The sshd port {settings.port} is outside 1-65535; choose another port.")
     if settings.listen_address is not None:
+        one_line(settings.listen_address, "The sshd listen address")
         try:
             ipaddress.ip_address(settings.listen_address)
         except ValueError:

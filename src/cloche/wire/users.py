@@ -15,6 +15,7 @@ from cloche.model.commands import (
     QuotaChanges,
 )
 from cloche.model.records import Role
+from cloche.model.sshkeys import MAX_KEYS
 from cloche.model.units import parse_size
 from cloche.wire.base import WireModel
 from cloche.wire.sizes import PositiveInt, check_size_text, optional_size
@@ -72,6 +73,12 @@ class KeyRequest(WireModel):
     """POST /v1/users/{name}/keys: one public key line."""
 
     public_key: str
+
+
+class KeysRequest(WireModel):
+    """POST /v1/users/{name}/keys/batch: several public key lines, added all or none."""
+
+    public_keys: list[str] = Field(min_length=1, max_length=MAX_KEYS)
 
 
 class User(WireModel):
