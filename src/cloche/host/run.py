@@ -27,16 +27,21 @@ def run(
     check: bool = True,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    verbatim: bool = False,
 ) -> Completed:
-    """Run argv (never through a shell) and return its output; raise HostFailure if check fails."""
+    """Run argv (never through a shell) and return its output; raise HostFailure if check fails.
+
+    verbatim: output decoded as UTF-8 with replacement characters and newlines left as they are
+    (text mode would fail on a stray byte and turn every "\\r" into a line break).
+    """
     command = tuple(str(part) for part in argv)
     log.debug("running %s", " ".join(command))
     try:
         finished = subprocess.run(
             command,
-            input=input_text,
+            input=input_text.encode() if verbatim and input_text is not None else input_text,
             capture_output=True,
-            text=True,
+            text=not verbatim,
             timeout=timeout,
             env=dict(env) if env is not None else None,
             cwd=cwd,
@@ -51,7 +56,10 @@ def run(
             f"'{' '.join(command[:3])}' did not finish within {timeout:.0f} s; "
             "check the host's load and try again."
         ) from error
-    result = Completed(command, finished.returncode, finished.stdout, finished.stderr)
+    stdout, stderr = finished.stdout, finished.stderr
+    if verbatim:
+        stdout, stderr = stdout.decode(errors="replace"), stderr.decode(errors="replace")
+    result = Completed(command, finished.returncode, stdout, stderr)
     if check and not result.ok:
         output = result.stderr.strip() or result.stdout
         detail = output_tail(output, lines=5) or "no output"
