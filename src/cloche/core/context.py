@@ -171,7 +171,7 @@ def open_context(config: ClocheConfig, state_dir: Path, host: HostEffects | None
         config=config,
         state_dir=state_dir,
         database=database,
-        audit=AuditLog(state_dir / "audit.log", write_atomically),
+        audit=AuditLog(state_dir / "audit.log", write_atomically, database.audit_head),
         operations=OperationRunner(database),
         host=host or HostEffects(),
     )
