@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cloche.host.logs import split_lines
+from cloche.host.logs import new_file_lines, split_lines
+from cloche.host.run import run
 from cloche.model.sshlog import parse_auth_line, sshd_message
 
 FINGERPRINT = "SHA256:DJfe3PrG97HUoV+KKLXTbyABw0T4VqicfHCQnfiXUkA"
@@ -104,3 +107,19 @@ def test_log_lines_split_at_newline_only() -> None:
     assert split_lines(text) == ["a\x0bb\x0cc\x1cd\x1de\x1ef\x85g\u2028h\u2029i\r", "next\r"]
     assert split_lines("") == []
     assert split_lines("partial") == ["partial"]
+
+
+def test_new_file_lines_keep_hostile_bytes_inside_their_line(tmp_path: Path) -> None:
+    log, offset = tmp_path / "sshd.log", tmp_path / "sshd.offset"
+    log.write_bytes(b"Invalid user a\x0bb\xe2\x80\xa8c\xff from 127.0.0.1 port 1\r\nhalf")
+    (line,) = new_file_lines(log, offset)
+    assert line == "Invalid user a\x0bb\u2028c\ufffd from 127.0.0.1 port 1\r"
+    assert sshd_message(line) is None and parse_auth_line(line) is None
+    with log.open("ab") as stream:
+        stream.write(b" a line\r\n")
+    assert new_file_lines(log, offset) == ["half a line\r"]
+
+
+def test_command_output_read_verbatim_keeps_carriage_returns_and_survives_bad_bytes() -> None:
+    result = run(["printf", "a\\rb\\013c\\377\\n"], verbatim=True)
+    assert split_lines(result.stdout) == ["a\rb\x0bc\ufffd"]
