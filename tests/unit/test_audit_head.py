@@ -115,3 +115,15 @@ def test_cloche_audit_verify_exits_non_zero_in_one_sentence_after_both_are_delet
     assert message.startswith("audit log tampered: line 1: the log ")
     assert message.endswith("missing but 3 events were written to it; restore it from a backup.")
     assert message.count(". ") == 0
+
+
+def test_a_new_log_started_on_purpose_verifies(tmp_path: Path, database: Database) -> None:
+    # The procedure docs/operations.md gives: both files aside, and the copy cleared.
+    log = _log(tmp_path, database, 2)
+    log.path.rename(tmp_path / "audit.log.old")
+    log.head_path.rename(tmp_path / "audit.log.head.old")
+    with database.engine.transaction(write=True) as connection:
+        connection.execute("DELETE FROM audit_head")
+    log.append(_event(1))
+    result = log.verify()
+    assert (result.ok, result.count) == (True, 1)

@@ -161,7 +161,7 @@ class AuditLog:
         if os.pread(fd, 1, size - 1) != b"\n":
             raise HostFailure(
                 f"The audit log {self.path} ends in an unfinished line; run 'cloche audit "
-                "verify', then move the log and its .head file aside to start a new log."
+                "verify', then start a new log as docs/operations.md says (The audit log)."
             )
         start = _tail_start(fd, size, 1)
         try:
@@ -169,7 +169,7 @@ class AuditLog:
         except (Invalid, UnicodeDecodeError):
             raise HostFailure(
                 f"The last line of the audit log {self.path} is damaged; run 'cloche audit "
-                "verify', then move the log and its .head file aside to start a new log."
+                "verify', then start a new log as docs/operations.md says (The audit log)."
             ) from None
         return head
 
