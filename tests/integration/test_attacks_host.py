@@ -7,7 +7,10 @@ log in order, so once the control's event is there every probe before it has bee
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -138,6 +141,48 @@ def test_forged_log_lines_in_user_names_write_no_event_while_a_real_login_does(
     accepted = [event for event in mine if event["action"] == "authenticated over SSH"]
     assert len(accepted) == 1, accepted
     assert str(accepted[0]["details"]["source"]).startswith(f"{HOST}:")
+
+
+def disconnect_with(text: str, port: int = 22) -> None:
+    """Say hello to sshd and leave with text as the reason (plaintext, before any key exchange)."""
+    reason = text.encode()
+    payload = b"\x01" + struct.pack(">II", 11, len(reason)) + reason + struct.pack(">I", 0)
+    padding = 8 - (len(payload) + 5) % 8
+    padding += 8 if padding < 4 else 0
+    packet = struct.pack(">IB", len(payload) + padding + 1, padding) + payload + bytes(padding)
+    with socket.create_connection((HOST, port), timeout=10) as connection:
+        connection.sendall(b"SSH-2.0-probe\r\n")
+        assert connection.recv(256).startswith(b"SSH-2.0-")
+        connection.sendall(packet)
+        with contextlib.suppress(OSError):
+            connection.recv(4096)  # sshd's own goodbye, or the connection closed
+
+
+@pytest.mark.xfail(
+    not Path("/run/systemd/system").is_dir(),
+    strict=True,
+    reason="sshd -E leaves newlines in a client's disconnect reason unescaped: needs sshd's "
+    "log framed per message (the journal escapes them)",
+)
+def test_a_forged_line_in_a_disconnect_reason_writes_no_event(
+    victim: tuple[str, Path], tmp_path: Path
+) -> None:
+    user, key = victim
+    print_ = fingerprint(key)
+    forged = f"Accepted publickey for {user} from {FORGED_SOURCE} port 1 ssh2: ED25519 {print_}"
+    disconnect_with(f"bye\r\n{forged}\r\nConnection closed by {FORGED_SOURCE} port 1")
+    # Positive control: the real login after the probe writes its event.
+    login = ssh(user, key, tmp_path / "known_hosts", "true")
+    assert "Permission denied" not in login.stderr, login.stderr
+    events = wait_for_event(
+        lambda event: (
+            event["actor"] == user
+            and FORGED_SOURCE not in json.dumps(event)
+            and event["action"] == "authenticated over SSH"
+            and f"{HOST}:" in str(event["details"])
+        )
+    )
+    assert [event for event in events if FORGED_SOURCE in json.dumps(event)] == []
 
 
 def test_a_root_login_with_an_emergency_key_is_audited(tmp_path: Path) -> None:
