@@ -7,7 +7,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO
 
 from cloche.model.errors import HostFailure
@@ -85,6 +85,16 @@ def start_background(
             start_new_session=True,
         )
     return process.pid
+
+
+def run_with_stderr(argv: Sequence[str], stderr_fd: int) -> Callable[[], int]:
+    """Start argv with stderr on stderr_fd (stdin and stdout closed); return its wait()."""
+    command = [str(part) for part in argv]
+    log.debug("starting with its stderr on fd %d: %s", stderr_fd, " ".join(command))
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_fd
+    )
+    return process.wait
 
 
 def run_streaming(

@@ -14,13 +14,14 @@ import logging
 import os
 import pwd
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from cloche.host.accounts import ensure_group
 from cloche.host.files import read_text_or_none, restore, write_atomically
-from cloche.host.run import run
+from cloche.host.run import run, start_background
 from cloche.model.errors import Conflict, HostFailure
 from cloche.model.names import check_user_name
 
@@ -202,16 +203,22 @@ def ensure_sshd_running(
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     # Absolute paths: on SIGHUP sshd re-executes itself with these arguments from '/'.
     argv = [sshd_binary, "-f", str(main_config.absolute()), "-o", f"PidFile={pid_file.absolute()}"]
-    if log_file is not None:
-        argv += ["-E", str(log_file.absolute())]
-    # Without -D sshd daemonizes itself, so it outlives cloche like any system service.
-    run(argv)
+    if log_file is None:
+        run(argv)  # without -D sshd daemonizes itself, so it outlives cloche
+    else:
+        # Not -E: that file would hold client-sent newlines as they are (see host/sshd_log.py).
+        # The relay runs in its own session, so it and its sshd outlive cloche too.
+        relay = [sys.executable, "-m", "cloche.host.sshd_log", str(log_file.absolute()), "--"]
+        start_background(
+            [*relay, *argv[:1], "-D", "-e", *argv[1:]],
+            log_path=str(log_file.with_name("sshd-relay.log")),
+        )
     deadline = time.monotonic() + timeout_seconds
     while running_sshd_pid(pid_file) is None:
         if time.monotonic() > deadline:
             raise HostFailure(
                 f"sshd started but wrote no pid to {pid_file} within {timeout_seconds:.0f} s; "
-                "read its log (/var/log/auth.log) and try again."
+                f"read its log ({log_file or '/var/log/auth.log'}) and try again."
             )
         time.sleep(0.05)
     return True

@@ -36,6 +36,14 @@ class SshAuthentication:
     fingerprint: str
 
 
+def frame_message(packet: bytes) -> bytes:
+    """One message sshd wrote (one write, with its "\\r\\n") as one log line of its own."""
+    # sshd -e leaves \n and \r of client-sent text (a disconnect reason, a user name) as they
+    # are; escaped, they can no longer end the line, so nothing a client sends starts one.
+    text = packet.removesuffix(b"\r\n").replace(b"\\", b"\\\\")
+    return text.replace(b"\r", b"\\r").replace(b"\n", b"\\n") + b"\n"
+
+
 def sshd_message(line: str) -> str | None:
     """sshd's message in one line of its log (sshd -E or `journalctl -o cat`), or None."""
     # The host's sshd writes no prefix there (no time, no "sshd[pid]: "); only the "\r" of -E.
