@@ -45,8 +45,8 @@ def frame_message(packet: bytes) -> bytes:
 
 
 def sshd_message(line: str) -> str | None:
-    """sshd's message in one line of its log (sshd -E or `journalctl -o cat`), or None."""
-    # The host's sshd writes no prefix there (no time, no "sshd[pid]: "); only the "\r" of -E.
+    """sshd's message in one line of its log (the relay's, -E's or `journalctl -o cat`), or None."""
+    # None of them has a prefix (no time, no "sshd[pid]: "); only -E leaves its "\r".
     message = line.removesuffix("\r")
     if _NOT_FROM_SSHD.search(message):
         return None  # sshd would have escaped that character: the line is not its message
