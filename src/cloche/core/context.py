@@ -47,7 +47,7 @@ from cloche.host.adapters import (
 )
 from cloche.host.apt_sources import HostAptSources
 from cloche.host.backup_files import HostBackupFiles
-from cloche.host.files import write_atomically
+from cloche.host.files import ensure_private_directory, write_atomically
 from cloche.host.image_build import DebootstrapImageBuilder
 from cloche.host.restic import HostRestic
 from cloche.host.secrets import HostSecrets
@@ -164,14 +164,14 @@ class Context:
 
 def open_context(config: ClocheConfig, state_dir: Path, host: HostEffects | None = None) -> Context:
     """Open the database (migrating it) and the audit log under state_dir."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_directory(state_dir)  # whoever made it, with or without systemd
     database = Database(state_dir / "cloche.db")
     database.migrate()
     return Context(
         config=config,
         state_dir=state_dir,
         database=database,
-        audit=AuditLog(state_dir / "audit.log", write_atomically),
+        audit=AuditLog(state_dir / "audit.log", write_atomically, database.audit_head),
         operations=OperationRunner(database),
         host=host or HostEffects(),
     )

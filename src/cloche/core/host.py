@@ -213,6 +213,10 @@ def init_host(
     progress("applying kernel settings")
     converge_kernel_settings(host, report)
 
+    # Before anything writes there: the database, the audit log and the secrets are root's only.
+    if host.files.ensure_private_directory(state_dir):
+        report.changes.append(f"made {state_dir} private (mode 0700)")
+
     converge_lxd_step(host, config, state_dir, report, progress)
 
     converge_firewall_step(host, config, state_dir, report, progress)

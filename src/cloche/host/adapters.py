@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from cloche.host import caddy, caddy_home, lxd_daemon, nftables, packages, services, sshd, sysctl
 from cloche.host.accounts import ADMIN_GROUP, ensure_group, group_id
-from cloche.host.files import read_text_or_none, write_atomically
+from cloche.host.files import ensure_private_directory, read_text_or_none, write_atomically
 from cloche.host.logs import new_file_lines, new_journal_lines
 from cloche.host.ports import host_port_in_use
 from cloche.host.run import run
@@ -49,6 +49,10 @@ class HostFiles:
         except FileNotFoundError:
             return "missing"
         return "block device" if stat.S_ISBLK(mode) else "other"
+
+    def ensure_private_directory(self, path: Path) -> bool:
+        """path is a 0700 directory, made or tightened; True if it changed."""
+        return ensure_private_directory(path)
 
 
 class HostFirewall:

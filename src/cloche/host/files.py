@@ -24,6 +24,24 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def ensure_private_directory(path: Path, mode: int = 0o700) -> bool:
+    """path is a directory of mode (0700: owner only), made or tightened; True if it changed."""
+    # mkdir's mode passes through the umask and never touches an existing directory, so a
+    # directory someone else (or an older cloche) made 0755 stays readable unless chmod-ed.
+    try:
+        path.mkdir(mode=mode, parents=True)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+    else:
+        os.chmod(path, mode)
+        return True
+    if path.stat().st_mode & 0o7777 == mode:
+        return False
+    os.chmod(path, mode)
+    return True
+
+
 def write_atomically(
     path: Path, content: str | bytes, mode: int = 0o644, owner: tuple[int, int] | None = None
 ) -> None:

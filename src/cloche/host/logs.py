@@ -8,6 +8,14 @@ from cloche.host.files import read_text_or_none, write_atomically
 from cloche.host.run import run
 
 
+def split_lines(text: str) -> list[str]:
+    """text split at "\\n" only, without the last line's terminator."""
+    # str.splitlines() also splits at \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029: a hostile user
+    # name that sshd logs unescaped would start a line of its own choosing.
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def new_file_lines(log_path: Path, offset_path: Path) -> list[str]:
     """Lines appended to log_path since the offset saved in offset_path (restarts if shorter)."""
     saved = read_text_or_none(offset_path)
@@ -24,7 +32,7 @@ def new_file_lines(log_path: Path, offset_path: Path) -> list[str]:
     complete = data[: data.rfind(b"\n") + 1]
     if complete:
         write_atomically(offset_path, str(offset + len(complete)))
-    return complete.decode(errors="replace").splitlines()
+    return split_lines(complete.decode(errors="replace"))
 
 
 def new_journal_lines(unit: str, cursor_path: Path) -> list[str]:
@@ -33,5 +41,6 @@ def new_journal_lines(unit: str, cursor_path: Path) -> list[str]:
         ["journalctl", "-u", unit, "-o", "cat", "--no-pager", "--cursor-file", str(cursor_path)],
         check=False,
         timeout=30,
+        verbatim=True,
     )
-    return result.stdout.splitlines()
+    return split_lines(result.stdout)

@@ -7,7 +7,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO
 
 from cloche.model.errors import HostFailure
@@ -27,16 +27,21 @@ def run(
     check: bool = True,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    verbatim: bool = False,
 ) -> Completed:
-    """Run argv (never through a shell) and return its output; raise HostFailure if check fails."""
+    """Run argv (never through a shell) and return its output; raise HostFailure if check fails.
+
+    verbatim: output decoded as UTF-8 with replacement characters and newlines left as they are
+    (text mode would fail on a stray byte and turn every "\\r" into a line break).
+    """
     command = tuple(str(part) for part in argv)
     log.debug("running %s", " ".join(command))
     try:
         finished = subprocess.run(
             command,
-            input=input_text,
+            input=input_text.encode() if verbatim and input_text is not None else input_text,
             capture_output=True,
-            text=True,
+            text=not verbatim,
             timeout=timeout,
             env=dict(env) if env is not None else None,
             cwd=cwd,
@@ -51,7 +56,10 @@ def run(
             f"'{' '.join(command[:3])}' did not finish within {timeout:.0f} s; "
             "check the host's load and try again."
         ) from error
-    result = Completed(command, finished.returncode, finished.stdout, finished.stderr)
+    stdout, stderr = finished.stdout, finished.stderr
+    if verbatim:
+        stdout, stderr = stdout.decode(errors="replace"), stderr.decode(errors="replace")
+    result = Completed(command, finished.returncode, stdout, stderr)
     if check and not result.ok:
         output = result.stderr.strip() or result.stdout
         detail = output_tail(output, lines=5) or "no output"
@@ -77,6 +85,16 @@ def start_background(
             start_new_session=True,
         )
     return process.pid
+
+
+def run_with_stderr(argv: Sequence[str], stderr_fd: int) -> Callable[[], int]:
+    """Start argv with stderr on stderr_fd (stdin and stdout closed); return its wait()."""
+    command = [str(part) for part in argv]
+    log.debug("starting with its stderr on fd %d: %s", stderr_fd, " ".join(command))
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_fd
+    )
+    return process.wait
 
 
 def run_streaming(

@@ -8,11 +8,13 @@ connections), never restarted.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
 import pwd
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -20,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from cloche.host import jump_sessions
 from cloche.host.accounts import ensure_group
 from cloche.host.files import read_text_or_none, restore, write_atomically
-from cloche.host.run import run
+from cloche.host.run import run, start_background
 from cloche.model.errors import Conflict, HostFailure
 from cloche.model.names import check_user_name
 
@@ -183,6 +185,34 @@ def reload_sshd(
     )
 
 
+def _logs_unframed(pid: int) -> bool:
+    """Whether the sshd at pid writes its log with -E (how cloche started it before the relay)."""
+    try:
+        # The listener's title keeps its arguments: "sshd: /usr/sbin/sshd ... -E FILE [listener]".
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return b"-E" in title
+
+
+def _stop_listener(pid: int, pid_file: Path, timeout_seconds: float) -> None:
+    # Only the listener: each connection's sshd runs in its own session and stays connected.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_seconds
+    while running_sshd_pid(pid_file) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _wait_for_pid(pid_file: Path, timeout_seconds: float) -> bool:
+    deadline = time.monotonic() + timeout_seconds
+    while running_sshd_pid(pid_file) is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def ensure_sshd_running(
     *,
     sshd_binary: str = SSHD_BINARY,
@@ -197,24 +227,34 @@ def ensure_sshd_running(
         active = run(["systemctl", "is-active", "--quiet", SYSTEMD_UNIT], check=False).ok
         run(["systemctl", "enable", "--now", SYSTEMD_UNIT])
         return not active
-    if running_sshd_pid(pid_file) is not None:
-        return False
+    pid = running_sshd_pid(pid_file)
+    if pid is not None:
+        if log_file is None or not _logs_unframed(pid):
+            return False
+        # An sshd an older cloche started with -E: its log can be forged (see host/sshd_log.py).
+        _stop_listener(pid, pid_file, timeout_seconds)
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     # Absolute paths: on SIGHUP sshd re-executes itself with these arguments from '/'.
     argv = [sshd_binary, "-f", str(main_config.absolute()), "-o", f"PidFile={pid_file.absolute()}"]
+    if log_file is None:
+        run(argv)  # without -D sshd daemonizes itself, so it outlives cloche
+    else:
+        # Not -E: that file would hold client-sent newlines as they are (see host/sshd_log.py).
+        # The relay runs in its own session, so it and its sshd outlive cloche too.
+        relay = [sys.executable, "-m", "cloche.host.sshd_log", str(log_file.absolute()), "--"]
+        start_background(
+            [*relay, *argv[:1], "-D", "-e", *argv[1:]],
+            log_path=str(log_file.with_name("sshd-relay.log")),
+        )
+    if _wait_for_pid(pid_file, timeout_seconds):
+        return True
     if log_file is not None:
-        argv += ["-E", str(log_file.absolute())]
-    # Without -D sshd daemonizes itself, so it outlives cloche like any system service.
-    run(argv)
-    deadline = time.monotonic() + timeout_seconds
-    while running_sshd_pid(pid_file) is None:
-        if time.monotonic() > deadline:
-            raise HostFailure(
-                f"sshd started but wrote no pid to {pid_file} within {timeout_seconds:.0f} s; "
-                "read its log (/var/log/auth.log) and try again."
-            )
-        time.sleep(0.05)
-    return True
+        # Never leave the host without sshd: the old way keeps it reachable.
+        run([*argv, "-E", str(log_file.absolute())], check=False)
+    raise HostFailure(
+        f"sshd started but wrote no pid to {pid_file} within {timeout_seconds:.0f} s; "
+        f"read its log ({log_file or '/var/log/auth.log'}) and try again."
+    )
 
 
 def _check_strict_modes(directory: Path) -> None:

@@ -12,13 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-# The optional prefix before sshd's message: a syslog line ('Dec  2 16:37:21 host sshd[812]: ')
-# or the bare program tag. Without systemd, sshd -E writes messages without one; journalctl
-# -o cat prints the message alone.
-_PREFIX = re.compile(
-    r"^(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ )?"
-    r"sshd(?:-session)?\[\d+\]: "
-)
+from cloche.model.sshlog import sshd_message
+
 # A link-local IPv6 client comes with its zone (fe80::1%eth0); the firewall bans the address.
 _ADDRESS = r"(?P<address>[0-9A-Fa-f:.]+)(?:%[A-Za-z0-9_.-]{1,15})? port (?P<port>\d{1,5})"
 _FROM = rf" from {_ADDRESS}"
@@ -51,12 +46,6 @@ class SshOutcome:
     failed: bool
 
 
-def sshd_message(line: str) -> str:
-    """The message of one sshd log line, without a syslog or program prefix and line ending."""
-    match = _PREFIX.match(line)
-    return (line[match.end() :] if match else line).rstrip("\r\n")
-
-
 def _address(text: str) -> str | None:
     try:
         address = ipaddress.ip_address(text)
@@ -81,6 +70,8 @@ def _outcome(match: re.Match[str] | None, failed: bool) -> SshOutcome | None:
 def parse_outcome(line: str) -> SshOutcome | None:
     """The sign-in outcome an sshd log line reports (failure or acceptance), or None."""
     message = sshd_message(line)
+    if message is None:
+        return None
     if message.startswith("Accepted "):
         return _outcome(_ACCEPTED.match(message), failed=False)
     for pattern in _FAILURES:

@@ -1,9 +1,10 @@
 """The audit log on disk: append-only, hash-chained JSON lines (see cloche.model.audit).
 
 Beside the log, `<log>.head` records the sequence number and hash of the last line written, so
-that `verify()` notices lines removed from the end. Appends hold an exclusive `flock` on the log
-(shared by every process and thread that appends), readers a shared one while they look at the
-file's size; the log and its head are created with mode 0600.
+that `verify()` notices lines removed from the end; a second copy in another file (the state
+database, see store/audit_head.py) notices the log and its .head file deleted together. Appends
+hold an exclusive `flock` on the log (shared by every process and thread that appends), readers
+a shared one while they look at the file's size; the log and its head are created with mode 0600.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import BinaryIO, Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple, Protocol
 
 from cloche.model.audit import (
     GENESIS,
@@ -80,12 +81,33 @@ class _Snapshot(NamedTuple):
 WriteFile = Callable[[Path, str, int], None]
 
 
+class HeadCopy(Protocol):
+    """A second record of the head, kept where deleting the log's directory entries misses it."""
+
+    def read(self) -> ChainHead | None:
+        """The head last recorded, or None."""
+        ...
+
+    def write(self, head: ChainHead) -> None:
+        """Record head."""
+        ...
+
+
+def _later(first: ChainHead | None, second: ChainHead | None) -> ChainHead | None:
+    if first is None or (second is not None and second.sequence > first.sequence):
+        return second
+    return first
+
+
 class AuditLog:
     """One audit log file: append events, read the last ones, follow new ones, verify the chain."""
 
-    def __init__(self, path: Path, write_file: WriteFile) -> None:
+    def __init__(
+        self, path: Path, write_file: WriteFile, head_copy: HeadCopy | None = None
+    ) -> None:
         self.path = Path(path)
         self._write_file = write_file
+        self._head_copy = head_copy
         self.head_path = self.path.with_name(self.path.name + ".head")
         # flock already excludes other open files, threads included; this lock only spares
         # threads of one process a trip through the kernel to find that out.
@@ -139,7 +161,7 @@ class AuditLog:
         if os.pread(fd, 1, size - 1) != b"\n":
             raise HostFailure(
                 f"The audit log {self.path} ends in an unfinished line; run 'cloche audit "
-                "verify', then move the log and its .head file aside to start a new log."
+                "verify', then start a new log as docs/operations.md says (The audit log)."
             )
         start = _tail_start(fd, size, 1)
         try:
@@ -147,11 +169,11 @@ class AuditLog:
         except (Invalid, UnicodeDecodeError):
             raise HostFailure(
                 f"The last line of the audit log {self.path} is damaged; run 'cloche audit "
-                "verify', then move the log and its .head file aside to start a new log."
+                "verify', then start a new log as docs/operations.md says (The audit log)."
             ) from None
         return head
 
-    def _read_head(self) -> ChainHead | None:
+    def _read_head_file(self) -> ChainHead | None:
         try:
             fields = json.loads(self.head_path.read_text())
             head = ChainHead(int(fields["seq"]), str(fields["hash"]))
@@ -159,12 +181,19 @@ class AuditLog:
             return None
         return head
 
+    def _read_head(self) -> ChainHead | None:
+        """The later of the .head file and its copy: what was written, whichever survived."""
+        copy = self._head_copy.read() if self._head_copy is not None else None
+        return _later(self._read_head_file(), copy)
+
     def _write_head(self, head: ChainHead) -> None:
         text = json.dumps({"hash": head.hash, "seq": head.sequence}, sort_keys=True) + "\n"
         try:
             self._write_file(self.head_path, text, FILE_MODE)
         except OSError as error:
             raise self._failure("head could not be recorded", error) from error
+        if self._head_copy is not None:
+            self._head_copy.write(head)
 
     def _failure(self, what: str, error: OSError) -> HostFailure:
         return HostFailure(
@@ -288,7 +317,7 @@ class AuditLog:
                         0,
                         1,
                         f"the log {self.path} is missing but {head.sequence} events were "
-                        "written to it.",
+                        "written to it; restore it from a backup.",
                     )
                 return VerifyResult(True, 0, None, "0 events verified (the log is empty).")
             fd, size, head = snapshot

@@ -1,7 +1,7 @@
 """cloche's state database: the one object the daemon opens, its aggregates as attributes.
 
-`database.users`, `.environments`, `.routes`, `.operations` and `.bans` share one engine
-(store/engine.py: a connection per thread, one transaction per call, the schema migrations).
+`database.users`, `.environments`, `.routes`, `.operations`, `.bans` and `.audit_head` share one
+engine (store/engine.py: a connection per thread, one transaction per call, the schema migrations).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from cloche.store.audit_head import AuditHeadStore
 from cloche.store.bans import BanStore
 from cloche.store.engine import MIGRATIONS, Engine, utc_now
 from cloche.store.environments import EnvironmentStore
@@ -36,6 +37,7 @@ class Database:
         self.routes = RouteStore(self.engine)
         self.operations = OperationStore(self.engine)
         self.bans = BanStore(self.engine)
+        self.audit_head = AuditHeadStore(self.engine)
 
     @property
     def latest_version(self) -> int:

@@ -154,6 +154,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 
     CREATE INDEX ssh_failures_by_at ON ssh_failures (at);
     """,
+    # 7: a second copy of the audit log's head (store/audit_head.py), so that deleting the log
+    # and its .head file together still fails 'cloche audit verify'.
+    """
+    CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL CHECK (seq >= 0),
+        hash TEXT NOT NULL
+    ) STRICT;
+    """,
 )
 
 

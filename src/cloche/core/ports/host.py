@@ -26,6 +26,9 @@ class Files(Protocol):
     def kind(self, path: Path) -> PathKind:
         """Whether path is missing, a block device or something else."""
 
+    def ensure_private_directory(self, path: Path) -> bool:
+        """path is a directory only its owner can open (0700), made or tightened; True if so."""
+
 
 class Firewall(Protocol):
     """The host's nftables table inet cloche."""
