@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from cloche.api.app import create_app
 from cloche.core import backup_repositories, backup_run, environments, routes, snapshots
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     GIB,
     HOST_KEYS,
@@ -194,7 +195,7 @@ class World:
         self._close_stores()
         shutil.copytree(self.context.state_dir, self._template)
         self._restore()
-        self.client = TestClient(create_app(self.context), follow_redirects=False)
+        self.client = TestClient(create_app(self.context, header_caller), follow_redirects=False)
         self.client.__enter__()
 
     def _copy_fakes(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from cloche.api.app import create_app
 from cloche.model.errors_wire import ERROR_CLASSES
+from tests.unit.callers import header_caller
 from tests.unit.fakes import make_context
 from tests.unit.fuzz_requests import (
     Operation,
@@ -39,7 +40,7 @@ def _served_operations() -> list[Operation]:
     with tempfile.TemporaryDirectory() as directory:
         context = make_context(Path(directory))
         try:
-            return operations(create_app(context).openapi())
+            return operations(create_app(context, header_caller).openapi())
         finally:
             context.operations.shutdown()
             context.database.close()

@@ -15,10 +15,12 @@ from cloche.client.users import Keys, Users
 from cloche.model.errors import (
     ClocheError,
     Conflict,
+    Forbidden,
     HostFailure,
     Invalid,
     NotFound,
     QuotaExceeded,
+    Unauthenticated,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Conflict",
     "EgressPolicies",
     "Environments",
+    "Forbidden",
     "HostFailure",
     "Invalid",
     "Keys",
@@ -40,6 +43,7 @@ __all__ = [
     "QuotaExceeded",
     "Routes",
     "Snapshots",
+    "Unauthenticated",
     "Users",
     "default_socket",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
+import pwd
 
 from cloche.host.run import run
-
-ADMIN_GROUP = "cloche-admin"
+from cloche.model.principals import HostAccount
 
 
 def ensure_group(name: str) -> bool:
@@ -25,3 +26,16 @@ def group_id(name: str) -> int | None:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         return None
+
+
+def account_of_uid(uid: int) -> HostAccount | None:
+    """The host account with this uid and the names of its groups, or None."""
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return None
+    groups = {group.gr_name for group in grp.getgrall() if entry.pw_name in group.gr_mem}
+    # A primary group with no entry of its own still leaves the supplementary ones.
+    with contextlib.suppress(KeyError):
+        groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+    return HostAccount(name=entry.pw_name, uid=uid, groups=frozenset(groups))

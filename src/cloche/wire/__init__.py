@@ -53,6 +53,7 @@ from cloche.wire.snapshots import (
 from cloche.wire.ssh import SshConfig
 from cloche.wire.users import (
     CreateUser,
+    HostAccountRequest,
     Key,
     KeyAdded,
     KeyRemoved,
@@ -80,6 +81,7 @@ __all__ = [
     "ExecRequest",
     "ExecResult",
     "Health",
+    "HostAccountRequest",
     "HttpRoute",
     "Key",
     "KeyAdded",
