@@ -230,6 +230,9 @@ class Wire:
         return f"{self.method} {self.url[:300]} body={body!r}"
 
 
+URL_PART_LIMIT = 16_000
+
+
 def to_wire(request: Request, seeded: Seeded) -> Wire:
     """The URL, query, headers and body bytes of a request, its Known ids looked up."""
     operation = request.operation
@@ -240,11 +243,12 @@ def to_wire(request: Request, seeded: Seeded) -> Wire:
     for parameter in operation.parameters:
         value = values[parameter.name]
         if parameter.location == "path":
-            url = url.replace(f"{{{parameter.name}}}", _encoded(value))
+            # httpx refuses a URL over 64 KiB, so three 50 000-character values must share it.
+            url = url.replace(f"{{{parameter.name}}}", _encoded(value)[:URL_PART_LIMIT])
         elif value is ABSENT or value is None:
             continue
         elif parameter.location == "query":
-            query.append(f"{parameter.name}={_encoded(value)}")
+            query.append(f"{parameter.name}={_encoded(value)[:URL_PART_LIMIT]}")
         else:
             headers[parameter.name] = value
     if query:

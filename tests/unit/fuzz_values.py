@@ -14,7 +14,7 @@ from typing import Any
 from tests.unit.fakes import public_key
 from tests.unit.fuzz_world import REPOSITORY, REPOSITORY_URL, ROUTE, SNAPSHOT
 
-ACTOR_HEADER = "X-Cloche-Actor"
+ACTOR_HEADER = "X-Test-Admin"
 
 
 class Known(enum.Enum):
@@ -84,6 +84,7 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "monthly": (12, None),
     "reset": (False, True),
     "egress": ("open", "none", "allow:10.0.0.0/8,140.82.112.0/20"),
+    "host_account": (None, "alice", "daemon"),
     "spec": (ROUTE, "tcp://2222:22", "http://api.alice.example.test:8080/v1@auth:dev"),
     "address": ("203.0.113.7", "2001:db8::7", "10.120.0.1/16"),
     ACTOR_HEADER: ("carol",),
@@ -105,6 +106,7 @@ HOSTILE_BY_FIELD: dict[str, tuple[Any, ...]] = {
     "public_keys": ([f"{_KEY} me\n{_KEY}"], [_KEY, _KEY], [], [_KEY] * 101),
     "command": (["\ud800"], ["a\x00b"], [""], ["true"] * 5000),
     "fingerprint": ("SHA256:\ud800", "SHA256:" + "A" * 5000),
+    "host_account": ("a\nb", "root\x00", "A" * 5000),
 }
 
 # "name" names a user, an environment or a repository, by where it travels: a new one where

@@ -31,6 +31,7 @@ from cloche.core import (
     ssh_access,
 )
 from cloche.model.errors import ClocheError
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     GIB,
     HOST_KEYS,
@@ -219,7 +220,7 @@ class World:
         self._close_stores()
         shutil.copytree(self.context.state_dir, self._template)
         self._restore()
-        self.client = TestClient(create_app(self.context), follow_redirects=False)
+        self.client = TestClient(create_app(self.context, header_caller), follow_redirects=False)
         self.client.__enter__()
 
     def _copy_fakes(self) -> dict[str, Any]:

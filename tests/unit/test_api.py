@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from cloche import __version__
 from cloche.api.app import create_app
+from cloche.api.authorization import RULES, Rule
 from cloche.model.build import code_fingerprint
 from cloche.model.errors import (
     ClocheError,
@@ -25,9 +26,10 @@ from cloche.model.errors import (
 from cloche.model.errors_wire import ERROR_CLASSES, error_body, error_from_body
 from cloche.model.instances import BootFailure
 from cloche.model.routes import RouteError
+from tests.unit.callers import header_caller
 from tests.unit.fakes import FakeContext, TestClient, events, fake_context, public_key
 
-ACTOR = {"X-Cloche-Actor": "carol"}
+ACTOR = {"X-Test-Admin": "carol"}
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
 
 @pytest.fixture
 def app(context: FakeContext) -> FastAPI:
-    return create_app(context)
+    return create_app(context, header_caller)
 
 
 @pytest.fixture
@@ -131,8 +133,10 @@ def test_host_failure_maps_to_502(client: TestClient, context: FakeContext) -> N
     ids=lambda value: type(value).__name__ if isinstance(value, ClocheError) else str(value),
 )
 def test_every_error_class_maps_in_one_place(
-    app: FastAPI, error: ClocheError, status: int, kind: str
+    app: FastAPI, error: ClocheError, status: int, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(RULES, ("GET", "/test/raise"), Rule("read", "anyone"))
+
     @app.get("/test/raise")
     def raise_it() -> None:
         raise error
@@ -254,7 +258,15 @@ def test_error_body_round_trips(cls: type[ClocheError]) -> None:
 
 
 def test_every_error_class_is_on_the_wire() -> None:
-    assert set(ERROR_CLASSES) == {"Invalid", "NotFound", "Conflict", "QuotaExceeded", "HostFailure"}
+    assert set(ERROR_CLASSES) == {
+        "Invalid",
+        "NotFound",
+        "Conflict",
+        "QuotaExceeded",
+        "Forbidden",
+        "Unauthenticated",
+        "HostFailure",
+    }
 
 
 @pytest.mark.parametrize(

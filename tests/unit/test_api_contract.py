@@ -18,6 +18,7 @@ from cloche.core import backup_repositories
 from cloche.model.config import parse_config
 from cloche.model.errors import HostFailure
 from cloche.wire import ErrorBody
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     FakeContext,
     TestClient,
@@ -29,7 +30,7 @@ from tests.unit.fakes import (
 
 # Routes that answer without a body, each with the reason.
 NO_BODY = {("DELETE", "/v1/backups/repositories/{name}"): "204: the repository is forgotten"}
-ACTOR = {"X-Cloche-Actor": "carol"}
+ACTOR = {"X-Test-Admin": "carol"}
 CONFIG = parse_config({"firewall": {"mode": "protect"}, "proxy": {"tls": "internal"}})
 
 
@@ -63,7 +64,7 @@ def context(tmp_path: Path) -> Iterator[FakeContext]:
 
 @pytest.fixture
 def app(context: FakeContext) -> FastAPI:
-    return create_app(context)
+    return create_app(context, header_caller)
 
 
 # Every route declares its models ---------------------------------------------------------------
@@ -206,6 +207,7 @@ def test_every_route_answers_what_its_model_describes(app: FastAPI, context: Fak
         batch = {"public_keys": [public_key("rsa3072")]}
         call("POST", "/v1/users/alice/keys/batch", 201, json=batch)
         call("PATCH", "/v1/users/alice", json={"memory": "16GiB"})
+        call("PUT", "/v1/users/alice/host-account", json={"host_account": "alice"})
         for name in ("web", "db"):
             call.wait(call("POST", "/v1/environments", 202, json={"user": "alice", "name": name}))
         call("PATCH", base, json={"cpu": 2})

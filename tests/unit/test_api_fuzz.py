@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from cloche.api.app import create_app
 from cloche.api.body_limit import limit_for
 from cloche.model.errors_wire import ERROR_CLASSES
+from tests.unit.callers import header_caller
 from tests.unit.fakes import make_context
 from tests.unit.fuzz_requests import (
     Operation,
@@ -41,7 +42,7 @@ def _served_operations() -> list[Operation]:
     with tempfile.TemporaryDirectory() as directory:
         context = make_context(Path(directory))
         try:
-            return operations(create_app(context).openapi())
+            return operations(create_app(context, header_caller).openapi())
         finally:
             context.operations.shutdown()
             context.database.close()

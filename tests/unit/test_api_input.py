@@ -11,6 +11,7 @@ import pytest
 
 from cloche.api.app import create_app
 from cloche.api.body_limit import EXEC_LIMIT, MIB, BodyLimit, Message, Receive, Scope, Send
+from tests.unit.callers import header_caller
 from tests.unit.fakes import FakeContext, TestClient, public_key
 from tests.unit.served import ACTOR
 
@@ -158,7 +159,8 @@ def test_other_scopes_pass_through() -> None:
 
 @pytest.fixture
 def client(served_world: FakeContext) -> Iterator[TestClient]:
-    with TestClient(create_app(served_world), headers={"X-Cloche-Actor": ACTOR}) as client:
+    app = create_app(served_world, header_caller)
+    with TestClient(app, headers={"X-Test-Admin": ACTOR}) as client:
         yield client
 
 

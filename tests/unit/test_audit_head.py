@@ -16,8 +16,8 @@ from cloche.host.files import write_atomically
 from cloche.model.audit import AuditEvent, ChainHead
 from cloche.store.audit import AuditLog
 from cloche.store.database import Database
+from tests.unit.callers import header_caller
 from tests.unit.fakes import FakeContext, TestClient, fake_context
-from tests.unit.served import ACTOR
 
 
 def _event(number: int) -> AuditEvent:
@@ -105,8 +105,8 @@ def test_cloche_audit_verify_exits_non_zero_in_one_sentence_after_both_are_delet
     monkeypatch.setenv("NO_COLOR", "1")
     common.console.cache_clear()
     common.error_console.cache_clear()
-    with TestClient(create_app(context)) as http:
-        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http, actor=ACTOR))
+    with TestClient(create_app(context, header_caller)) as http:
+        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http))
         result = CliRunner().invoke(app, ["audit", "verify"])
     common.console.cache_clear()
     common.error_console.cache_clear()

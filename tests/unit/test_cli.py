@@ -1,7 +1,7 @@
 """The CLI against the real API app on fakes: --json goldens, the tables, exit codes, waiting.
 
 The commands run through typer's CliRunner on cloche.cli.main.app; their client is pointed at
-a TestClient of create_app(context) through cli/remote.py's client_factory.
+a TestClient of create_app(context, header_caller) through cli/remote.py's client_factory.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cloche.cli.main import app
 from cloche.client import Client
 from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
 from cloche.model.instances import ExecResult
+from tests.unit.callers import ADMIN_HEADER, header_caller
 from tests.unit.fakes import DATA, FakeContext, TestClient
 from tests.unit.golden import assert_golden
 from tests.unit.served import ACTOR
@@ -41,8 +42,8 @@ def cli(context: FakeContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRu
     # A console per test: rich reads the width and the colours when it is made.
     common.console.cache_clear()
     common.error_console.cache_clear()
-    with TestClient(create_app(context)) as http:
-        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http, actor=ACTOR))
+    with TestClient(create_app(context, header_caller), headers={ADMIN_HEADER: ACTOR}) as http:
+        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http))
         yield CliRunner()
     common.console.cache_clear()
     common.error_console.cache_clear()

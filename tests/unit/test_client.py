@@ -19,6 +19,7 @@ from cloche.api.app import create_app
 from cloche.client import Client, HostFailure, Invalid, NotFound, OperationHandle, QuotaExceeded
 from cloche.core import backup_repositories
 from cloche.wire import Environment, EnvironmentInfo, HttpRoute, PortRoute, PublishedPortRoute
+from tests.unit.callers import ADMIN_HEADER, header_caller
 from tests.unit.fakes import FakeContext, TestClient, ban_for_an_hour, events, public_key
 from tests.unit.served import ACTOR
 
@@ -33,6 +34,7 @@ PUBLIC_NAMES = {
     "Conflict",
     "EgressPolicies",
     "Environments",
+    "Forbidden",
     "HostFailure",
     "Invalid",
     "Keys",
@@ -42,6 +44,7 @@ PUBLIC_NAMES = {
     "QuotaExceeded",
     "Routes",
     "Snapshots",
+    "Unauthenticated",
     "Users",
     "default_socket",
 }
@@ -66,13 +69,13 @@ def context(served_world: FakeContext) -> FakeContext:
 
 @pytest.fixture
 def http(context: FakeContext) -> Iterator[TestClient]:
-    with TestClient(create_app(context)) as http:
+    with TestClient(create_app(context, header_caller), headers={ADMIN_HEADER: ACTOR}) as http:
         yield http
 
 
 @pytest.fixture
 def client(http: TestClient) -> Client:
-    return Client(http=http, actor=ACTOR)
+    return Client(http=http)
 
 
 # The public surface ---------------------------------------------------------------------------
@@ -149,6 +152,7 @@ def test_every_route_has_a_client_method(
     assert users.add("dave", [public_key("ed25519")], cpu=8, memory="16GiB").cpu == 8
     assert [user.name for user in users.list()] == ["alice", "bob", "dave"]
     assert users.set_quota("dave", max_envs=4).max_envs == 4
+    assert users.set_host_account("dave", "dave").host_account == "dave"
     added = keys.add("dave", public_key("ecdsa"))
     assert len(users.get("dave").ssh_keys) == 2
     assert keys.remove("dave", added.fingerprint).fingerprint == added.fingerprint

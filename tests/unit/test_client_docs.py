@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from cloche.api.app import create_app
+from cloche.api.peer import PeerCredentialsProtocol
 from cloche.model.instances import ExecResult
 from tests.unit.fakes import FakeContext
 
@@ -36,7 +37,9 @@ def served(context: FakeContext) -> Iterator[str]:
     """The app on a unix socket (a short path: sun_path holds 108 bytes); yields its path."""
     with tempfile.TemporaryDirectory(prefix="cloche-", dir="/tmp") as directory:
         socket = str(Path(directory) / "api.sock")
-        config = uvicorn.Config(create_app(context), uds=socket, log_level="warning")
+        config = uvicorn.Config(
+            create_app(context), uds=socket, http=PeerCredentialsProtocol, log_level="warning"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

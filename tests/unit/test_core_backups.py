@@ -32,6 +32,7 @@ from cloche.model.errors import Conflict, HostFailure, Invalid, NotFound
 from cloche.model.records import EnvironmentRecord
 from cloche.render.restic import forget_arguments
 from tests.unit.backup_fakes import FakeBackupCatalog, FakeRestic, FakeSecrets
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     GIB,
     FakeContext,
@@ -559,7 +560,7 @@ def test_a_backup_of_an_environment_not_ready_is_a_conflict(context: FakeContext
 
 
 def test_the_backup_routes_reach_the_use_cases(context: FakeContext) -> None:
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         answer = client.post("/v1/backups", json={"user": "alice", "name": "web"})
         assert answer.status_code == 202, answer.text
         assert wait_operation(context, answer.json()["operation"]).status == "succeeded"

@@ -20,6 +20,7 @@ from cloche.core.ssh_audit import audit_new_authentications
 from cloche.host.adapters import HostSshd
 from cloche.model.config import parse_config
 from cloche.model.errors import Invalid, NotFound
+from tests.unit.callers import header_caller
 from tests.unit.fakes import FakeContext, FakeFirewall, TestClient, events, fake_context
 
 ATTACKER, OTHER = "203.0.113.7", "2001:db8::9"
@@ -167,11 +168,11 @@ def test_lifting_a_ban_forgets_its_failures(context: FakeContext) -> None:
 
 def test_the_api_lists_and_lifts_and_refuses_in_one_sentence(context: FakeContext) -> None:
     read(context, *(invalid(OTHER, port) for port in (1, 2, 3)))
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         [listed] = client.get("/v1/host/bans").json()
         assert listed["address"] == OTHER and listed["failures"] == 3
         assert listed["until"] == (T0 + timedelta(hours=1)).isoformat()
-        headers = {"X-Cloche-Actor": "carol"}
+        headers = {"X-Test-Admin": "carol"}
         missing = client.delete(f"/v1/host/bans/{ATTACKER}", headers=headers)
         assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
         for bad in ("web", "10.0.0.0%2F8", "1.2.3.4.5"):
@@ -189,8 +190,8 @@ def cli(context: FakeContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRu
     monkeypatch.setenv("NO_COLOR", "1")
     common.console.cache_clear()
     common.error_console.cache_clear()
-    with TestClient(create_app(context)) as http:
-        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http, actor="carol"))
+    with TestClient(create_app(context, header_caller)) as http:
+        monkeypatch.setattr(remote, "client_factory", lambda: Client(http=http))
         yield CliRunner()
     common.console.cache_clear()
     common.error_console.cache_clear()

@@ -14,6 +14,7 @@ from cloche.model.egress import normalize_egress, parse_egress
 from cloche.model.errors import HostFailure, Invalid, NotFound
 from cloche.model.firewall import EgressAllow
 from cloche.render.nftables import render_ruleset
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     GIB,
     FakeContext,
@@ -208,9 +209,9 @@ def test_egress_of_a_missing_env_is_not_found(context: FakeContext) -> None:
 
 
 def test_the_egress_route_and_info(context: FakeContext) -> None:
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         path = "/v1/environments/alice/web/egress"
-        response = client.patch(path, json={"egress": "none"}, headers={"X-Cloche-Actor": "c"})
+        response = client.patch(path, json={"egress": "none"}, headers={"X-Test-Admin": "c"})
         assert response.status_code == 200, response.text
         assert response.json()["egress"] == "none"
         assert client.get(path).json()["egress"] == "none"

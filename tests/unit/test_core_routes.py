@@ -18,6 +18,7 @@ from cloche.model.routes import PortRoute, RouteError
 from cloche.render.instance import project_name
 from cloche.render.lxd import static_nic
 from cloche.render.proxy_devices import DevicePlan, plan_devices, proxy_device
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     FakeContext,
     FakeFirewall,
@@ -291,11 +292,11 @@ def test_first_load_of_a_new_config_is_not_drift(tmp_path: Path) -> None:
 
 def test_api_publishes_lists_and_unpublishes(context: FakeContext) -> None:
     port = free_port()
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         created = client.post(
             "/v1/environments/alice/web/routes",
             json={"spec": f"tcp://{port}:22"},
-            headers={"X-Cloche-Actor": "alice"},
+            headers={"X-Test-Admin": "alice"},
         )
         assert created.status_code == 201, created.text
         assert client.get("/v1/routes").json()[0]["spec"] == f"tcp://{port}:22"
@@ -313,7 +314,7 @@ def test_api_publishes_lists_and_unpublishes(context: FakeContext) -> None:
 
 
 def test_explicit_action_routes_leave_room_for_routes_and_snapshots(context: FakeContext) -> None:
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         stopped = client.post("/v1/environments/alice/web/stop")
         assert stopped.status_code == 202
         assert wait_operation(context, stopped.json()["operation"]).status == "succeeded"

@@ -15,6 +15,7 @@ from cloche.model.config import ClocheConfig, SnapshotsConfig
 from cloche.model.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from cloche.model.snapshots import RetentionPolicy
 from cloche.render.snapshot_plan import jitter_for
+from tests.unit.callers import header_caller
 from tests.unit.fakes import (
     GIB,
     HOST_KEYS,
@@ -275,9 +276,9 @@ def test_one_failing_environment_does_not_stop_the_pass(context: FakeContext) ->
 
 
 def test_the_snapshot_routes_win_over_the_environment_actions(context: FakeContext) -> None:
-    actor = {"X-Cloche-Actor": "carol"}
+    actor = {"X-Test-Admin": "carol"}
     base = "/v1/environments/alice/web"
-    with TestClient(create_app(context)) as client:
+    with TestClient(create_app(context, header_caller)) as client:
         taken = client.post(f"{base}/snapshots", json={"label": "one"}, headers=actor)
         assert taken.status_code == 201, taken.text
         assert client.get(f"{base}/snapshots").json()[0]["name"] == "one"

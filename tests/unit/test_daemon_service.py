@@ -10,6 +10,7 @@ from cloche.core import daemon_service
 from cloche.core.context import HostEffects
 from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.config import ClocheConfig, load_config_text
+from tests.unit.callers import header_caller
 from tests.unit.fakes import TestClient, fake_context
 
 
@@ -17,7 +18,10 @@ def test_health_names_the_config_the_daemon_runs(tmp_path: Path) -> None:
     from cloche.api.app import create_app
 
     config = load_config_text("proxy: {tls: internal}\n", "test")
-    with fake_context(tmp_path, config) as context, TestClient(create_app(context)) as client:
+    with (
+        fake_context(tmp_path, config) as context,
+        TestClient(create_app(context, header_caller)) as client,
+    ):
         body = client.get("/v1/health").json()
     assert body["config"] == config_fingerprint(config)
     assert body["config"] != config_fingerprint(ClocheConfig())

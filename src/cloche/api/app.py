@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import functools
+
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloche import __version__, wire
 from cloche.api import mapping
+from cloche.api.authorization import Authenticate, Caller, authorization, peer_authenticator
 from cloche.api.backup_routes import register_backup_routes
 from cloche.api.body_limit import DEFAULT_LIMIT, BodyLimit
 from cloche.api.environment_routes import register_environment_routes
@@ -19,9 +22,12 @@ from cloche.api.schemas import errors
 from cloche.api.snapshot_routes import register_snapshot_routes
 from cloche.api.user_routes import register_user_routes
 from cloche.core.context import Context
+from cloche.core.identity import principal_of_peer
 from cloche.model.build import code_fingerprint, config_fingerprint
-from cloche.model.errors import ClocheError
+from cloche.model.errors import ClocheError, NotFound
 from cloche.model.errors_wire import error_body
+from cloche.model.names import no_such_operation
+from cloche.model.principals import operation_owner
 
 
 def _validation_sentence(error: RequestValidationError) -> str:
@@ -31,10 +37,22 @@ def _validation_sentence(error: RequestValidationError) -> str:
     return f"{location or 'request'}: {message}; fix the request and retry."
 
 
-def create_app(context: Context, *, body_limit: int = DEFAULT_LIMIT) -> FastAPI:
-    """The FastAPI app serving one daemon context; request bodies over body_limit are refused."""
+def create_app(
+    context: Context, authenticate: Authenticate | None = None, *, body_limit: int = DEFAULT_LIMIT
+) -> FastAPI:
+    """The FastAPI app serving one daemon context; callers identified by authenticate.
+
+    By default a caller is the host account on the other end of the unix socket. Request bodies
+    over body_limit are refused.
+    """
+    if authenticate is None:
+        authenticate = peer_authenticator(functools.partial(principal_of_peer, context))
     app = FastAPI(
-        title="cloche", version=__version__, docs_url="/docs", openapi_url="/openapi.json"
+        title="cloche",
+        version=__version__,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        dependencies=[Depends(authorization(authenticate))],
     )
     app.add_middleware(BodyLimit, limit=body_limit)
 
@@ -72,8 +90,12 @@ def create_app(context: Context, *, body_limit: int = DEFAULT_LIMIT) -> FastAPI:
         )
 
     @app.get("/v1/operations/{operation_id}", responses=errors(404, 422))
-    def operation(operation_id: str) -> wire.Operation:
-        return mapping.operation(context.operations.get(operation_id))
+    def operation(operation_id: str, principal: Caller) -> wire.Operation:
+        record = context.operations.get(operation_id)
+        if not principal.is_admin and operation_owner(record.target) != principal.user:
+            # The same answer as an unknown id, so ids of other tenants' operations don't leak.
+            raise NotFound(no_such_operation(operation_id))
+        return mapping.operation(record)
 
     @app.get("/v1/audit", responses=errors(422))
     def audit(limit: int = 50) -> list[wire.AuditEvent]:

@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import ACCEPTED, Actor, errors
+from cloche.api.authorization import Actor, ListedUser
+from cloche.api.schemas import ACCEPTED, errors
 from cloche.core import (
     backup_listing,
     backup_repositories,
@@ -66,12 +67,12 @@ def register_backup_routes(app: FastAPI, context: Context) -> None:
 
     @app.get("/v1/backups", responses=errors(404, 422))
     def list_backups(
-        user: str | None = None, name: str | None = None, repository: str | None = None
+        user: ListedUser, name: str | None = None, repository: str | None = None
     ) -> list[wire.Backup]:
         address = (user, name) if user is not None and name is not None else None
         return [
             mapping.backup(entry)
-            for entry in backup_listing.list_backups(context, address, repository)
+            for entry in backup_listing.list_backups(context, address, repository, owner=user)
         ]
 
     @app.post("/v1/backups/check", responses=errors(404, 422))

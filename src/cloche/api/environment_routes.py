@@ -8,7 +8,8 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import ACCEPTED, Actor, errors
+from cloche.api.authorization import Actor, ListedUser
+from cloche.api.schemas import ACCEPTED, errors
 from cloche.core import environments
 from cloche.core.context import Context
 
@@ -32,7 +33,7 @@ def register_environment_routes(app: FastAPI, context: Context) -> None:
         )
 
     @app.get("/v1/environments", responses=errors(404, 422))
-    def list_environments(user: str | None = None) -> list[wire.Environment]:
+    def list_environments(user: ListedUser) -> list[wire.Environment]:
         return [mapping.environment(view) for view in environments.list_environments(context, user)]
 
     @app.get(BASE, responses=errors(404, 422))

@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import Actor, errors
+from cloche.api.authorization import Actor
+from cloche.api.schemas import errors
 from cloche.core import bans
 from cloche.core.context import Context
 

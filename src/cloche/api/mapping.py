@@ -51,6 +51,7 @@ def user(view: UserView) -> wire.User:
         environments=view.environment_count,
         keys=view.key_count,
         created_at=record.created_at.isoformat(),
+        host_account=record.host_account,
     )
 
 

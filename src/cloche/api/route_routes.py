@@ -8,7 +8,8 @@ from fastapi import FastAPI, Query
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import Actor, errors
+from cloche.api.authorization import Actor, ListedUser
+from cloche.api.schemas import errors
 from cloche.core import routes
 from cloche.core.context import Context
 
@@ -19,7 +20,7 @@ def register_route_routes(app: FastAPI, context: Context) -> None:
     """Add the publishing routes to app."""
 
     @app.get("/v1/routes", responses=errors(404, 422))
-    def all_routes(user: str | None = None) -> list[wire.Route]:
+    def all_routes(user: ListedUser) -> list[wire.Route]:
         return [mapping.route(view) for view in routes.list_routes(context, user)]
 
     @app.get(BASE, responses=errors(404, 422))

@@ -1,18 +1,14 @@
-"""What only the api needs besides the wire models: the actor header and the error responses."""
+"""What only the api needs besides the wire models: the error responses of each route."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import Header
+from typing import Any
 
 from cloche.wire import ErrorBody
 
-# Who asks: the CLI and SDK send the local user's name; every mutating route audits it.
-Actor = Annotated[str, Header(alias="X-Cloche-Actor")]
-
 _ERROR_DESCRIPTIONS: dict[int | str, str] = {
-    403: "QuotaExceeded: the request would go over the user's quota",
+    401: "Unauthenticated: the caller could not be identified",
+    403: "QuotaExceeded or Forbidden: over the user's quota, or only for admins",
     404: "NotFound: a named user, environment or other thing does not exist",
     409: "Conflict: the request clashes with what exists or with its state",
     422: "Invalid: the request (or a name or value in it) is malformed",
@@ -22,7 +18,8 @@ _ERROR_DESCRIPTIONS: dict[int | str, str] = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI error responses of a route: statuses, and 5XX, all with the error body."""
-    keys: tuple[int | str, ...] = (*statuses, "5XX")
+    # Every route may refuse an unidentified caller, or a member where only admins may act.
+    keys: tuple[int | str, ...] = (401, *sorted({403, *statuses}), "5XX")
     return {key: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[key]} for key in keys}
 
 

@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import ACCEPTED, Actor, errors
+from cloche.api.authorization import Actor
+from cloche.api.schemas import ACCEPTED, errors
 from cloche.core import snapshots
 from cloche.core.context import Context
 

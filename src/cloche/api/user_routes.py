@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.schemas import ACCEPTED, Actor, errors
+from cloche.api.authorization import Actor
+from cloche.api.schemas import ACCEPTED, errors
 from cloche.core import ssh_access, users
 from cloche.core.context import Context
 
@@ -29,6 +30,12 @@ def register_user_routes(app: FastAPI, context: Context) -> None:
     @app.patch("/v1/users/{name}", responses=errors(404, 409, 422))
     def set_quota(name: str, request: wire.SetQuota, actor: Actor = "unknown") -> wire.User:
         return mapping.user(users.set_quota(context, actor, name, request.to_changes()))
+
+    @app.put("/v1/users/{name}/host-account", responses=errors(404, 409, 422))
+    def set_host_account(
+        name: str, request: wire.HostAccountRequest, actor: Actor = "unknown"
+    ) -> wire.User:
+        return mapping.user(users.set_host_account(context, actor, name, request.host_account))
 
     @app.delete(
         "/v1/users/{name}",

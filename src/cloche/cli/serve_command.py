@@ -23,6 +23,7 @@ def serve(
     import uvicorn
 
     from cloche.api.app import create_app
+    from cloche.api.peer import PeerCredentialsProtocol
     from cloche.core.backup_schedule import start_backup_schedule
     from cloche.core.context import open_context
     from cloche.core.reconcile import start_reconciler
@@ -36,4 +37,10 @@ def serve(
     start_snapshot_scheduler(context)
     start_ssh_audit(context)
     context.host.services.prepare_socket_directory(socket)
-    uvicorn.run(create_app(context), uds=str(socket), log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(context),
+        uds=str(socket),
+        http=PeerCredentialsProtocol,
+        log_level="warning",
+        access_log=False,
+    )

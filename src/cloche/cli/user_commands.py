@@ -109,6 +109,7 @@ def user_show(name: str, as_json: JsonOption = False) -> None:
         ("disk", user.disk),
         ("uid_base", user.uid_base),
         ("uid_size", user.uid_size),
+        ("host_acct", user.host_account or "-"),
     )
     for label, value in shown:
         console().print(f"{label:10} {value}", highlight=False)
@@ -126,11 +127,26 @@ def user_set(
     cpu: Annotated[int | None, typer.Option(help="CPUs in all.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory in all.")] = None,
     disk: Annotated[str | None, typer.Option(help="Disk in all.")] = None,
+    host_account: Annotated[
+        str | None,
+        typer.Option(help="The host account that may call the daemon as this user."),
+    ] = None,
+    no_host_account: Annotated[
+        bool, typer.Option(help="No host account may call the daemon as this user.")
+    ] = False,
 ) -> None:
-    """Change a user's quotas."""
+    """Change a user's quotas, or the host account that acts as them on the daemon's socket."""
+    quotas = any(value is not None for value in (max_envs, cpu, memory, disk))
     with remote.client() as client:
-        client.users.set_quota(name, max_envs=max_envs, cpu=cpu, memory=memory, disk=disk)
-    console().print(f"updated quotas of {name}")
+        mapping = host_account is not None or no_host_account
+        if mapping:
+            client.users.set_host_account(name, None if no_host_account else host_account)
+            console().print(
+                f"host account of {name}: {'none' if no_host_account else host_account}"
+            )
+        if quotas or not mapping:
+            client.users.set_quota(name, max_envs=max_envs, cpu=cpu, memory=memory, disk=disk)
+            console().print(f"updated quotas of {name}")
 
 
 @user_app.command("rm")

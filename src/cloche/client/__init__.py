@@ -16,10 +16,12 @@ from cloche.client.users import Keys, Users
 from cloche.model.errors import (
     ClocheError,
     Conflict,
+    Forbidden,
     HostFailure,
     Invalid,
     NotFound,
     QuotaExceeded,
+    Unauthenticated,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Conflict",
     "EgressPolicies",
     "Environments",
+    "Forbidden",
     "HostFailure",
     "Invalid",
     "Keys",
@@ -42,6 +45,7 @@ __all__ = [
     "QuotaExceeded",
     "Routes",
     "Snapshots",
+    "Unauthenticated",
     "Users",
     "default_socket",
 ]

@@ -31,9 +31,8 @@ class Client:
         *,
         http: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        actor: str | None = None,
     ) -> None:
-        self._connection = Connection(socket_path, http=http, timeout=timeout, actor=actor)
+        self._connection = Connection(socket_path, http=http, timeout=timeout)
         connection = self._connection
         self.operations = Operations(connection)
         self.environments = Environments(connection, self.operations)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
 from typing import TypeVar
@@ -43,7 +42,6 @@ class Connection:
         *,
         http: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        actor: str | None = None,
     ) -> None:
         self._owned = http is None
         if http is None:
@@ -56,8 +54,6 @@ class Connection:
         else:
             self.where = str(http.base_url)
         self._http = http
-        # Who asks: every mutating route audits it (the local user's name, as the CLI sends).
-        self._headers = {"X-Cloche-Actor": actor or getpass.getuser()}
 
     def close(self) -> None:
         """Close the connection pool (not an httpx client that was handed in)."""
@@ -83,7 +79,6 @@ class Connection:
                 path,
                 json=body,
                 params=params,
-                headers=self._headers,
                 timeout=None if unlimited else httpx.USE_CLIENT_DEFAULT,
             )
             response = self._http.send(request)

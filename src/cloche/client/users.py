@@ -45,6 +45,12 @@ class Users(Resource):
         """One user with their keys and the names of their environments."""
         return self._connection.fetch(UserDetail, "GET", path_of("users", name))
 
+    def set_host_account(self, name: str, host_account: str | None) -> User:
+        """Let a host account call the daemon's socket as this user (None: no account may)."""
+        path = path_of("users", name, "host-account")
+        body = {"host_account": host_account}
+        return self._connection.fetch(User, "PUT", path, body=body)
+
     def set_quota(
         self,
         name: str,

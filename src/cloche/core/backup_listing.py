@@ -25,9 +25,13 @@ def snapshots(
 
 
 def list_backups(
-    context: Context, address: tuple[str, str] | None, repository_name: str | None
+    context: Context,
+    address: tuple[str, str] | None,
+    repository_name: str | None,
+    owner: str | None = None,
 ) -> list[BackupEntry]:
-    """Backups (of one environment when given) in one repository or all of them, oldest first."""
+    """Backups (of one environment, or one user's, when given) in one repository or all of them,
+    oldest first."""
     if address is not None:
         address = (check_user_name(address[0]), check_environment_name(address[1]))
     listed: list[BackupEntry] = []
@@ -38,6 +42,8 @@ def list_backups(
             snapshots(context, repository, address),
             {record.id: record for record in records},
         )
+    if owner is not None:
+        listed = [item for item in listed if item.environment.partition("/")[0] == owner]
     return sorted(listed, key=lambda item: item.time)
 
 

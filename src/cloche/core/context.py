@@ -17,6 +17,7 @@ from cloche.core.ports import (
     Exports,
     Files,
     Firewall,
+    HostIdentities,
     HostNetwork,
     ImagePorts,
     Instances,
@@ -33,6 +34,7 @@ from cloche.core.ports import (
     Sshd,
 )
 from cloche.host.adapters import (
+    HostAccountDatabase,
     HostFiles,
     HostFirewall,
     HostJumpAccounts,
@@ -86,6 +88,7 @@ class HostEffects:
     lxd_daemon: LxdDaemon = field(default_factory=HostLxdDaemon)
     services: Services = field(default_factory=HostServices)
     network: HostNetwork = field(default_factory=HostNetworkStack)
+    identities: HostIdentities = field(default_factory=HostAccountDatabase)
     clock: Clock = field(default_factory=SystemClock)
     restic: Restic = field(default_factory=HostRestic)
     secrets: Secrets = field(default_factory=HostSecrets)

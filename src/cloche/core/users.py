@@ -14,7 +14,7 @@ from cloche.model.audit import JsonValue
 from cloche.model.commands import NewUser, QuotaChanges
 from cloche.model.errors import Conflict
 from cloche.model.limits import ProjectQuotas
-from cloche.model.names import check_user_name
+from cloche.model.names import check_host_account_name, check_user_name
 from cloche.model.records import SshKeyRecord, UserRecord
 from cloche.model.sshkeys import parse_key_list, parse_public_key
 from cloche.render.instance import project_name, project_request, security_profile_requests
@@ -129,6 +129,15 @@ def show_user(context: Context, name: str) -> UserDetail:
         keys=tuple(context.database.users.list_keys(name)),
         environment_names=tuple(env.name for env in context.database.environments.list(name)),
     )
+
+
+def set_host_account(context: Context, actor: str, name: str, account: str | None) -> UserView:
+    """Let a host account call the daemon's socket as this user (None: no account may)."""
+    if account is not None:
+        check_host_account_name(account)
+    with audited(context, actor, "mapped host account of user", name, {"host_account": account}):
+        user = context.database.users.set_host_account(check_user_name(name), account)
+    return describe_user(context, user)
 
 
 def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) -> UserView:

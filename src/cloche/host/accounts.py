@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import pwd
 from pathlib import Path
 
 from cloche.host.run import run
-
-ADMIN_GROUP = "cloche-admin"
+from cloche.model.principals import HostAccount
 
 
 def ensure_group(name: str) -> bool:
@@ -58,3 +58,16 @@ def user_ids(name: str) -> tuple[int, int] | None:
     except KeyError:
         return None
     return entry.pw_uid, entry.pw_gid
+
+
+def account_of_uid(uid: int) -> HostAccount | None:
+    """The host account with this uid and the names of its groups, or None."""
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return None
+    groups = {group.gr_name for group in grp.getgrall() if entry.pw_name in group.gr_mem}
+    # A primary group with no entry of its own still leaves the supplementary ones.
+    with contextlib.suppress(KeyError):
+        groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+    return HostAccount(name=entry.pw_name, uid=uid, groups=frozenset(groups))

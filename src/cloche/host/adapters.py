@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cloche.host import caddy, caddy_home, lxd_daemon, nftables, packages, services, sshd, sysctl
-from cloche.host.accounts import ADMIN_GROUP, ensure_group, group_id
+from cloche.host.accounts import account_of_uid, ensure_group, group_id
 from cloche.host.files import ensure_private_directory, read_text_or_none, write_atomically
 from cloche.host.logs import new_file_lines, new_journal_lines
 from cloche.host.ports import host_port_in_use
@@ -24,6 +24,7 @@ from cloche.host.run import run
 from cloche.model.errors import HostFailure
 from cloche.model.host import CaddyService, PathKind
 from cloche.model.paths import CADDY_USER
+from cloche.model.principals import ADMIN_GROUP, HostAccount
 from cloche.model.text import output_tail
 
 
@@ -274,15 +275,25 @@ class HostServices:
         return ensure_group(ADMIN_GROUP)
 
     def prepare_socket_directory(self, socket_path: Path) -> None:
-        """Root and cloche-admin only may reach the socket; a stale socket is removed."""
+        """The socket's directory exists, root-owned, with no stale socket in it."""
         # uvicorn makes the socket itself world-writable, so access is decided by the directory.
         directory = socket_path.parent
         directory.mkdir(parents=True, exist_ok=True)
         gid = group_id(ADMIN_GROUP)
         os.chown(directory, 0, gid if gid is not None else 0)
-        os.chmod(directory, 0o750)  # noqa: S103 - group cloche-admin may reach the socket
+        # Every local account may connect: the daemon identifies each caller by its peer
+        # credentials and refuses an account that is neither an admin nor mapped to a user.
+        os.chmod(directory, 0o755)  # noqa: S103
         if socket_path.exists():
             socket_path.unlink()
+
+
+class HostAccountDatabase:
+    """The host's account database (passwd and group)."""
+
+    def account(self, uid: int) -> HostAccount | None:
+        """The account with this uid, or None."""
+        return account_of_uid(uid)
 
 
 class HostNetworkStack:

@@ -43,3 +43,17 @@ class HostFailure(ClocheError):
 
     exit_code = 6
     http_status = 502
+
+
+class Forbidden(ClocheError):
+    """The caller is known but may not do this (it is for admins)."""
+
+    exit_code = 7
+    http_status = 403
+
+
+class Unauthenticated(ClocheError):
+    """The caller could not be identified: no mapped host account, no valid token."""
+
+    exit_code = 8
+    http_status = 401

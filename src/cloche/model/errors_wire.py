@@ -7,14 +7,25 @@ import json
 from cloche.model.errors import (
     ClocheError,
     Conflict,
+    Forbidden,
     HostFailure,
     Invalid,
     NotFound,
     QuotaExceeded,
+    Unauthenticated,
 )
 
 ERROR_CLASSES: dict[str, type[ClocheError]] = {
-    cls.__name__: cls for cls in (Invalid, NotFound, Conflict, QuotaExceeded, HostFailure)
+    cls.__name__: cls
+    for cls in (
+        Invalid,
+        NotFound,
+        Conflict,
+        QuotaExceeded,
+        Forbidden,
+        Unauthenticated,
+        HostFailure,
+    )
 }
 
 

@@ -32,6 +32,7 @@ RESERVED_USERS = frozenset(
     {"root", "admin", "cloche", "daemon", "bin", "sys", "sync", "nobody", "sshd", "lxd", "www-data"}
 )
 RESERVED_ENVS = frozenset({"tmpl", "template"})
+_HOST_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def check_user_name(name: str) -> str:
@@ -40,6 +41,27 @@ def check_user_name(name: str) -> str:
         raise Invalid(f"User name {name!r} is not valid; use {USER_RULE}.")
     if name in RESERVED_USERS:
         raise Invalid(f"User name {name!r} is reserved; choose another name.")
+    return name
+
+
+def no_such_user(name: str) -> str:
+    """The sentence for a user that does not exist (or that the caller may not see)."""
+    return f"There is no user named {name!r}; check the name or add the user."
+
+
+def no_such_operation(operation_id: str) -> str:
+    """The sentence for an operation that does not exist (or that the caller may not see)."""
+    return f"There is no operation {operation_id!r}; check the id."
+
+
+def check_host_account_name(name: str) -> str:
+    """Return name if it is a valid host account name; raise Invalid stating the rule otherwise."""
+    if not _HOST_ACCOUNT.fullmatch(name):
+        raise Invalid(
+            f"Host account name {name!r} is not valid; use the login name of an account on "
+            "this host (lowercase letters, digits, '_' and '-', at most 32, not starting with "
+            "a digit or '-')."
+        )
     return name
 
 

@@ -10,7 +10,7 @@ from typing import Final, Literal, get_args
 
 from cloche.model.egress import DEFAULT_EGRESS, parse_egress
 from cloche.model.errors import Invalid
-from cloche.model.names import check_environment_name, check_user_name
+from cloche.model.names import check_environment_name, check_host_account_name, check_user_name
 
 Role = Literal["admin", "member"]
 Profile = Literal["standard", "docker", "strict"]
@@ -72,9 +72,13 @@ class UserRecord:
     uid_base: int
     uid_size: int
     created_at: datetime
+    # The host account that may call the daemon's socket as this user (None: none may).
+    host_account: str | None = None
 
     def __post_init__(self) -> None:
         check_user_name(self.name)
+        if self.host_account is not None:
+            check_host_account_name(self.host_account)
         _check_choice("role", self.role, ROLES)
         _check_positive("max_envs", self.max_envs, allow_zero=True)
         _check_positive("cpu", self.cpu)

@@ -163,6 +163,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         hash TEXT NOT NULL
     ) STRICT;
     """,
+    # 8: the host account a user may call the daemon's socket from (one user per account).
+    """
+    ALTER TABLE users ADD COLUMN host_account TEXT;
+    CREATE UNIQUE INDEX users_host_account ON users (host_account) WHERE host_account IS NOT NULL;
+    """,
 )
 
 

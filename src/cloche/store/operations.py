@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 from cloche.model.errors import Conflict
+from cloche.model.names import no_such_operation
 from cloche.model.records import UNSET, OperationRecord, OperationStatus, Unset
 from cloche.store.engine import Engine, changes, one_row, time_or_none, time_text
 
@@ -39,7 +40,7 @@ def _require_operation(connection: sqlite3.Connection, operation_id: str) -> Ope
             connection,
             "SELECT * FROM operations WHERE id = ?",
             (operation_id,),
-            f"There is no operation {operation_id!r}; check the id.",
+            no_such_operation(operation_id),
         )
     )
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Final
 
 from cloche.model.errors import Conflict, Invalid, NotFound
+from cloche.model.names import no_such_user
 from cloche.model.records import UNSET, Role, SshKeyRecord, Unset, UserRecord
 from cloche.store.engine import Engine, changes, one_row, refuse_taken, time_text
 
@@ -30,6 +31,8 @@ def _user(row: sqlite3.Row) -> UserRecord:
         uid_base=row["uid_base"],
         uid_size=row["uid_size"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        # Absent before migration 8 (tests drive older schemas through the store).
+        host_account=row["host_account"] if "host_account" in row.keys() else None,  # noqa: SIM118 - a Row iterates values
     )
 
 
@@ -56,7 +59,7 @@ def require_user(connection: sqlite3.Connection, name: str) -> UserRecord:
             connection,
             "SELECT * FROM users WHERE name = ?",
             (name,),
-            f"There is no user named {name!r}; check the name or add the user.",
+            no_such_user(name),
         )
     )
 
@@ -200,6 +203,31 @@ class UserStore:
                 _user_row(user),
             )
             return user
+
+    def set_host_account(self, name: str, account: str | None) -> UserRecord:
+        """Let the host account call the socket as this user (None: no account may)."""
+        with self._engine.transaction(write=True) as connection:
+            user = dataclasses.replace(require_user(connection, name), host_account=account)
+            if account is not None:
+                refuse_taken(
+                    connection,
+                    "SELECT name FROM users WHERE host_account = ? AND name != ?",
+                    (account, name),
+                    lambda row: (
+                        f"The host account {account!r} already belongs to user {row['name']!r}; "
+                        "unmap it there first."
+                    ),
+                )
+            connection.execute("UPDATE users SET host_account = ? WHERE name = ?", (account, name))
+            return user
+
+    def by_host_account(self, account: str) -> UserRecord | None:
+        """The user the host account calls as, or None."""
+        with self._engine.transaction(write=False) as connection:
+            row = connection.execute(
+                "SELECT * FROM users WHERE host_account = ?", (account,)
+            ).fetchone()
+        return _user(row) if row is not None else None
 
     def delete(self, name: str) -> None:
         """Delete a user and their keys, freeing their uid range; Conflict while envs remain."""

@@ -54,6 +54,7 @@ from cloche.wire.snapshots import (
 from cloche.wire.ssh import SshConfig
 from cloche.wire.users import (
     CreateUser,
+    HostAccountRequest,
     Key,
     KeyAdded,
     KeyPush,
@@ -84,6 +85,7 @@ __all__ = [
     "ExecRequest",
     "ExecResult",
     "Health",
+    "HostAccountRequest",
     "HttpRoute",
     "Key",
     "KeyAdded",

@@ -69,6 +69,12 @@ class SetQuota(WireModel):
         )
 
 
+class HostAccountRequest(WireModel):
+    """PUT /v1/users/{name}/host-account: who may call as the user (null: nobody)."""
+
+    host_account: str | None
+
+
 class KeyRequest(WireModel):
     """POST /v1/users/{name}/keys: one public key line."""
 
@@ -96,6 +102,7 @@ class User(WireModel):
     environments: int
     keys: int
     created_at: str
+    host_account: str | None
 
 
 class Key(WireModel):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cloche.model.host import CaddyService, LxdObject, PathKind
+from cloche.model.principals import HostAccount
 
 
 class Files(Protocol):
@@ -209,7 +210,15 @@ class Services(Protocol):
         """The cloche-admin group exists; True if it was created."""
 
     def prepare_socket_directory(self, socket_path: Path) -> None:
-        """The socket's directory reachable by root and cloche-admin only; no stale socket."""
+        """The socket's directory exists, root-owned, with no stale socket in it."""
+
+
+class HostIdentities(Protocol):
+    """The host's account database."""
+
+    def account(self, uid: int) -> HostAccount | None:
+        """The host account with this uid and its groups, or None."""
+        ...
 
 
 class HostNetwork(Protocol):

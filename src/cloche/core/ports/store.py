@@ -50,6 +50,12 @@ class UserStore(Protocol):
     def list(self) -> builtins.list[UserRecord]:
         """Every user, by name."""
 
+    def set_host_account(self, name: str, account: str | None) -> UserRecord:
+        """Let the host account call the socket as this user (None: no account may)."""
+
+    def by_host_account(self, account: str) -> UserRecord | None:
+        """The user the host account calls as, or None."""
+
     def update_quotas(
         self,
         name: str,
