@@ -127,8 +127,8 @@ class Master:
         self.process.wait(timeout=10)
 
 
-def _fingerprint_of(who: Person, public_key: Path) -> str:
-    line = public_key.read_text().split()[1]
+def _fingerprint_of(who: Person, private_key: Path) -> str:
+    line = Path(f"{private_key}.pub").read_text().split()[1]
     shown = cloche_json("user", "show", who.name)["ssh_keys"]
     return str(next(key["fingerprint"] for key in shown if line in key["public_key"]))
 

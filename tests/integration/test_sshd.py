@@ -444,6 +444,66 @@ def test_a_jump_account_gets_no_shell_command_pty_password_or_listener(
     assert pwd.getpwnam(host.user).pw_shell == "/usr/sbin/nologin"
 
 
+def _answer_through_local_forward(host: JumpHost, target: str) -> tuple[bytes, str]:
+    """ssh -L to target, then one connection through it: (what came back, ssh's stderr)."""
+    port = free_port()
+    forward = subprocess.Popen(
+        host.ssh_argv("-N", "-L", f"127.0.0.1:{port}:{target}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def listening() -> bool:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return True
+            return forward.poll() is not None
+
+        wait_for(listening, "ssh -L to listen")
+        with socket.create_connection(("127.0.0.1", port), 5) as connection:
+            connection.settimeout(10)
+            connection.sendall(b"ping\n")
+            answer = b""
+            with contextlib.suppress(OSError):
+                answer = connection.recv(100)
+    finally:
+        forward.terminate()
+        _, stderr = forward.communicate(timeout=10)
+    return answer, stderr
+
+
+def test_a_jump_account_gets_no_unix_socket_forward_and_no_tunnel_device(
+    jump_host: JumpHost, tmp_path: Path
+) -> None:
+    host = jump_host
+    host.apply(host.good_dropin())
+    # Positive control: the same ssh -L reaches the account's permitted destination.
+    # (Tried three times: once in a few runs the first channel's echo came back empty.)
+    allowed = f"127.0.0.1:{host.allowed.port}"
+    answers = [_answer_through_local_forward(host, allowed) for _ in range(3)]
+    assert any(answer == b"ping\n" for answer, _ in answers), answers
+
+    # Local forward to a unix socket on the host (direct-streamlocal), such as the daemon's.
+    answer, stderr = _answer_through_local_forward(host, "/run/cloche/cloche.sock")
+    assert answer == b""
+    assert "open failed" in stderr
+
+    # A listener on a unix socket of the host (streamlocal-forward, ssh -R PATH:...).
+    listener = tmp_path / "probe.sock"
+    remote = host.ssh(
+        "-N", "-o", "ExitOnForwardFailure=yes", "-R", f"{listener}:127.0.0.1:{host.allowed.port}"
+    )
+    assert remote.returncode == 255
+    assert "remote port forwarding failed" in remote.stderr
+    assert not listener.exists()
+
+    # A tun/tap device (ssh -w): refused by the server, so nothing is routed through the host.
+    tunnel = host.ssh("-N", "-o", "ExitOnForwardFailure=yes", "-w", "any:any")
+    assert tunnel.returncode == 255
+    assert re.search(r"[Tt]unnel forwarding failed|open failed", tunnel.stderr), tunnel.stderr
+
+
 def test_a_broken_dropin_is_rolled_back_and_sshd_keeps_serving(jump_host: JumpHost) -> None:
     host = jump_host
     host.apply(host.good_dropin())

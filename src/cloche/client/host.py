@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cloche.client.connection import path_of
 from cloche.client.resource import Resource
+from cloche.model.bans import check_address
 from cloche.wire import Ban
 
 
@@ -16,4 +17,6 @@ class Bans(Resource):
 
     def lift(self, address: str) -> Ban:
         """End an address's ban now (and forget its failures); NotFound if it is not banned."""
-        return self._connection.fetch(Ban, "DELETE", path_of("host", "bans", address))
+        # Checked here too: a line break cannot even travel in a URL path to get the daemon's word.
+        path = path_of("host", "bans", check_address(address))
+        return self._connection.fetch(Ban, "DELETE", path)
