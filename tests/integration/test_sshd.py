@@ -504,6 +504,41 @@ def test_a_jump_account_gets_no_unix_socket_forward_and_no_tunnel_device(
     assert re.search(r"[Tt]unnel forwarding failed|open failed", tunnel.stderr), tunnel.stderr
 
 
+def test_sshd_itself_reads_no_agent_streamlocal_or_tunnel_for_a_jump_account(
+    jump_host: JumpHost,
+) -> None:
+    host = jump_host
+    host.apply(host.good_dropin())
+
+    def effective(user: str) -> dict[str, str]:
+        # sshd's own reading of its configuration for a connection of this user (sshd -T -C).
+        shown = subprocess.run(
+            [
+                "/usr/sbin/sshd",
+                "-T",
+                "-f",
+                str(host.main_config),
+                "-C",
+                f"user={user},host=x,addr=127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        return dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
+
+    jump = effective(host.user)
+    assert jump["allowagentforwarding"] == "no"
+    assert jump["allowstreamlocalforwarding"] == "no"
+    assert jump["permittunnel"] == "no"
+    assert jump["allowtcpforwarding"] == "local"
+    # Positive control: the same reading for an account outside the jump group is Debian's default.
+    other = effective("root")
+    assert other["allowagentforwarding"] == "yes"
+    assert other["allowstreamlocalforwarding"] == "yes"
+
+
 def test_a_broken_dropin_is_rolled_back_and_sshd_keeps_serving(jump_host: JumpHost) -> None:
     host = jump_host
     host.apply(host.good_dropin())
