@@ -115,10 +115,12 @@ def person(directory: Path, port: int, environment: str) -> Iterator[Person]:
             str(port),
             "--known-hosts",
             str(directory / f"known-{name}"),
+            "--identity-file",
+            str(key),
         )
-        # The person's own settings after cloche's blocks, as in anyone's ~/.ssh/config; the
-        # identity is named here so that ProxyJump's own connection uses it too.
-        config.write_text(generated + f"\nHost *\n    IdentityFile {key}\n    IdentitiesOnly yes\n")
+        # Only what cloche wrote: the key at a non-default path reaches the jump and the
+        # environment because every block names it (ssh -i would not reach the ProxyJump hop).
+        config.write_text(generated)
         yield Person(name, key, config)
     finally:
         remove_user(name)
@@ -313,11 +315,11 @@ def test_authentications_to_the_host_sshd_are_audited(alice: Person, tmp_path: P
         "22",
         "--known-hosts",
         str(tmp_path / "known"),
+        "--identity-file",
+        str(alice.key),
     )
     host_config = tmp_path / "config-host"
-    host_config.write_text(
-        generated + f"\nHost *\n    IdentityFile {alice.key}\n    IdentitiesOnly yes\n"
-    )
+    host_config.write_text(generated)
     host_person = Person(alice.name, alice.key, host_config)
     fingerprint = subprocess.run(
         ["ssh-keygen", "-lf", f"{alice.key}.pub"], capture_output=True, text=True, check=True

@@ -59,6 +59,7 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "root": (False, True),
     "fingerprint": (Known.FINGERPRINT,),
     "known_hosts_path": ("/home/alice/.ssh/known_hosts",),
+    "identity_file": (None, "/home/alice/.ssh/work_key"),
     "host": (None, "cloche.example.test"),
     "port": (None, 2222),
     "purge": (False, True),

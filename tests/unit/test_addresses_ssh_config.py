@@ -132,3 +132,26 @@ def test_openssh_reads_the_generated_config_as_cloche_meant(tmp_path: Path) -> N
     assert f"userknownhostsfile {known}" in shown
     assert {"hostname 192.0.2.7", "port 2222", "user alice"} <= set(shown)
     assert not [line for line in shown if line.startswith(("proxycommand", "localcommand"))]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
+def test_an_identity_file_is_named_in_the_jump_and_every_environment_block(tmp_path: Path) -> None:
+    identity = tmp_path / "keys" / "my key"
+    config = tmp_path / "config"
+    config.write_text(
+        render_ssh_config("alice", "192.0.2.7", 22, "/k", TARGETS, identity_file=str(identity))
+    )
+    for host in ["cloche-jump-alice", *(target.name for target in TARGETS)]:
+        shown = subprocess.run(
+            ["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert f"identityfile {identity}" in shown, host
+        assert "identitiesonly yes" in shown, host
+    # Without one, the config leaves the choice of key to the person's own settings.
+    assert "IdentityFile" not in render_ssh_config("alice", "192.0.2.7", 22, "/k", TARGETS)
+
+
+@pytest.mark.parametrize("path", ["relative/key", "/k\nProxyCommand x", "/a%b", '/a"b'])
+def test_a_bad_identity_file_path_is_refused_in_one_sentence(path: str) -> None:
+    with pytest.raises(Invalid, match="The identity file path"):
+        render_ssh_config("alice", "h.example", 22, "/k", TARGETS, identity_file=path)

@@ -86,6 +86,8 @@ SSH_CONFIG_DIRECTIVES = frozenset(
         "ProxyJump",
         "HostKeyAlias",
         "CheckHostIP",
+        "IdentityFile",
+        "IdentitiesOnly",
     }
 )
 

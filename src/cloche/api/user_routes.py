@@ -67,9 +67,10 @@ def register_user_routes(app: FastAPI, context: Context) -> None:
         known_hosts_path: str,
         host: str | None = None,
         port: int | None = None,
+        identity_file: str | None = None,
     ) -> wire.SshConfig:
         return mapping.ssh_config(
-            ssh_access.ssh_config(context, name, host, port, known_hosts_path)
+            ssh_access.ssh_config(context, name, host, port, known_hosts_path, identity_file)
         )
 
     @app.delete("/v1/users/{name}/keys/{fingerprint:path}", responses=errors(404, 422))

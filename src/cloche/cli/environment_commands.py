@@ -171,11 +171,21 @@ def exec_(
     raise typer.Exit(code=result.exit_code)
 
 
-def _fetch_ssh_config(user: str, host: str | None, port: int | None, known_hosts: Path) -> str:
+def _fetch_ssh_config(
+    user: str,
+    host: str | None,
+    port: int | None,
+    known_hosts: Path,
+    identity_file: Path | None = None,
+) -> str:
     """The ssh_config text for user's environments, its pinned host keys written to known_hosts."""
     with remote.client() as client:
         answer = client.users.ssh_config(
-            user, str(known_hosts), host=host or None, port=port or None
+            user,
+            str(known_hosts),
+            host=host or None,
+            port=port or None,
+            identity_file=None if identity_file is None else str(identity_file.absolute()),
         )
     known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     known_hosts.write_text(answer.known_hosts)
@@ -197,10 +207,14 @@ def ssh_config(
         Path | None,
         typer.Option(help="Where to write the pinned host keys (default ~/.ssh/cloche-USER)."),
     ] = None,
+    identity_file: Annotated[
+        Path | None,
+        typer.Option(help="The private key every block names (ssh -i does not reach the jump)."),
+    ] = None,
 ) -> None:
     """Print an ssh_config block per environment of USER, every host key pinned (no TOFU)."""
     path = (known_hosts or Path.home() / ".ssh" / f"cloche-{user}.known_hosts").absolute()
-    typer.echo(_fetch_ssh_config(user, host, port, path), nl=False)
+    typer.echo(_fetch_ssh_config(user, host, port, path, identity_file), nl=False)
 
 
 @handle_errors

@@ -80,17 +80,21 @@ class Users(Resource):
         *,
         host: str | None = None,
         port: int | None = None,
+        identity_file: str | None = None,
     ) -> SshConfig:
         """An ssh_config block per environment of the user, and the known_hosts text it pins.
 
         known_hosts_path is where the caller will write the known_hosts text (the config
-        names it); host and port are how clients reach this host's sshd.
+        names it); host and port are how clients reach this host's sshd; identity_file, the
+        private key every block names (IdentitiesOnly).
         """
         params: dict[str, str | int | bool] = {"known_hosts_path": known_hosts_path}
         if host is not None:
             params["host"] = host
         if port is not None:
             params["port"] = port
+        if identity_file is not None:
+            params["identity_file"] = identity_file
         return self._connection.fetch(
             SshConfig, "GET", path_of("users", name, "ssh-config"), params=params
         )

@@ -105,6 +105,7 @@ def ssh_config(
     host: str | None,
     port: int | None,
     known_hosts_path: str,
+    identity_file: str | None = None,
 ) -> SshFiles:
     """The ssh_config text and the known_hosts text for one user's environments."""
     database, config = context.database, context.config
@@ -118,6 +119,8 @@ def ssh_config(
     ]
     host_keys = context.host.sshd.host_public_keys()
     return SshFiles(
-        config=render_ssh_config(user, jump_host, jump_port, known_hosts_path, targets),
+        config=render_ssh_config(
+            user, jump_host, jump_port, known_hosts_path, targets, identity_file
+        ),
         known_hosts=render_known_hosts(user, jump_host, jump_port, host_keys, targets),
     )

@@ -66,13 +66,12 @@ def _check_jump(user: str, jump_host: str, jump_port: int) -> None:
     check_port("The SSH port", jump_port)
 
 
-def _config_path(path: str) -> str:
+def _config_path(path: str, what: str = "The known_hosts path") -> str:
     """path as an ssh_config argument: absolute, one line, quoted when it holds a space."""
-    one_line(path, "The known_hosts path")
+    one_line(path, what)
     if not path.startswith(("/", "~/")) or '"' in path or "%" in path:
         raise Invalid(
-            f"The known_hosts path {path[:80]!r} must be absolute and free of '\"' and '%'; "
-            "choose another path."
+            f"{what} {path[:80]!r} must be absolute and free of '\"' and '%'; choose another path."
         )
     return f'"{path}"' if any(char in path for char in " #") else path
 
@@ -104,13 +103,23 @@ def render_ssh_config(
     jump_port: int,
     known_hosts_path: str,
     targets: Sequence[SshTarget],
+    identity_file: str | None = None,
 ) -> str:
     """ssh_config: the jump account, then one Host block per environment through it; every value
-    checked, so none can start a directive of its own."""
+    checked, so none can start a directive of its own.
+
+    identity_file is named in every block: `ssh -i` does not reach a ProxyJump hop.
+    """
     _check_jump(user, jump_host, jump_port)
     for target in targets:
         _check_target(target)
     known_hosts_path = _config_path(known_hosts_path)
+    identity = (
+        ""
+        if identity_file is None
+        else f"    IdentityFile {_config_path(identity_file, 'The identity file path')}\n"
+        "    IdentitiesOnly yes\n"
+    )
     blocks = [
         f"# cloche: environments of {user}; host keys pinned in {known_hosts_path}\n"
         f"Host {jump_alias(user)}\n"
@@ -121,6 +130,7 @@ def render_ssh_config(
         f"    StrictHostKeyChecking yes\n"
         f"    RequestTTY no\n"
         f"    ForwardAgent no\n"
+        f"{identity}"
     ]
     for target in sorted(targets, key=lambda item: item.name):
         blocks.append(
@@ -132,5 +142,6 @@ def render_ssh_config(
             f"    UserKnownHostsFile {known_hosts_path}\n"
             f"    StrictHostKeyChecking yes\n"
             f"    CheckHostIP no\n"
+            f"{identity}"
         )
     return "\n".join(blocks)
