@@ -86,6 +86,7 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "reset": (False, True),
     "egress": ("open", "none", "allow:10.0.0.0/8,140.82.112.0/20"),
     "host_account": (None, "alice", "daemon"),
+    "max_egress": (None, "allow", "open"),
     "spec": (ROUTE, "tcp://2222:22", "http://api.alice.example.test:8080/v1@auth:dev"),
     "address": ("203.0.113.7", "2001:db8::7", "10.120.0.1/16"),
     ACTOR_HEADER: ("carol",),

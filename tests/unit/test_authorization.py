@@ -237,3 +237,26 @@ def test_a_member_sees_its_own_sandbox_after_creating_it(context: FakeContext) -
     with TestClient(create_app(context, header_caller)) as client:
         info = client.get("/v1/environments/alice/sandbox", headers=member("alice"))
     assert info.status_code == 200
+
+
+def test_a_member_cannot_widen_egress_past_the_ceiling_an_admin_set(
+    context: FakeContext, client: TestClient
+) -> None:
+    assert client.patch("/v1/users/alice", json={"max_egress": "allow"}).status_code == 200
+    egress = "/v1/environments/alice/web/egress"
+    wider = client.patch(egress, json={"egress": "open"}, headers=member("alice"))
+    assert wider.status_code == 403
+    assert "ceiling 'allow'" in wider.json()["message"]
+    # Positive controls: within the ceiling the member's change goes through, and an admin may
+    # set anything.
+    within = client.patch(egress, json={"egress": "allow:10.0.0.0/8"}, headers=member("alice"))
+    assert within.status_code == 200
+    assert client.patch(egress, json={"egress": "open"}).status_code == 200
+
+
+def test_a_new_environment_starts_within_its_owners_ceiling(context: FakeContext) -> None:
+    context.database.users.set_max_egress("alice", "none")
+    create(context, "alice", "quiet")
+    assert context.database.environments.get("alice", "quiet").egress == "none"
+    create(context, "bob", "loud")
+    assert context.database.environments.get("bob", "loud").egress == "open"

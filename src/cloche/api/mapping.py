@@ -52,6 +52,7 @@ def user(view: UserView) -> wire.User:
         keys=view.key_count,
         created_at=record.created_at.isoformat(),
         host_account=record.host_account,
+        max_egress=record.max_egress,
     )
 
 

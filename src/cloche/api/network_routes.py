@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.authorization import Actor
+from cloche.api.authorization import Actor, Caller
 from cloche.api.schemas import errors
 from cloche.core import firewall
 from cloche.core.context import Context
@@ -23,8 +23,10 @@ def register_network_routes(app: FastAPI, context: Context) -> None:
 
     @app.patch(f"{BASE}/egress", responses=errors(404, 422))
     def set_egress(
-        user: str, name: str, request: wire.SetEgress, actor: Actor = "unknown"
+        user: str, name: str, request: wire.SetEgress, principal: Caller, actor: Actor = "unknown"
     ) -> wire.EgressChanged:
-        return mapping.egress_changed(
-            firewall.set_egress(context, actor, user, name, request.egress)
+        # A member's own change stays within the ceiling an admin set for them.
+        change = firewall.set_egress(
+            context, actor, user, name, request.egress, within_ceiling=not principal.is_admin
         )
+        return mapping.egress_changed(change)

@@ -110,6 +110,7 @@ def user_show(name: str, as_json: JsonOption = False) -> None:
         ("uid_base", user.uid_base),
         ("uid_size", user.uid_size),
         ("host_acct", user.host_account or "-"),
+        ("max_egress", user.max_egress),
     )
     for label, value in shown:
         console().print(f"{label:10} {value}", highlight=False)
@@ -127,6 +128,10 @@ def user_set(
     cpu: Annotated[int | None, typer.Option(help="CPUs in all.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory in all.")] = None,
     disk: Annotated[str | None, typer.Option(help="Disk in all.")] = None,
+    max_egress: Annotated[
+        str | None,
+        typer.Option(help="The widest egress the user may set: none, allow or open."),
+    ] = None,
     host_account: Annotated[
         str | None,
         typer.Option(help="The host account that may call the daemon as this user."),
@@ -136,7 +141,7 @@ def user_set(
     ] = False,
 ) -> None:
     """Change a user's quotas, or the host account that acts as them on the daemon's socket."""
-    quotas = any(value is not None for value in (max_envs, cpu, memory, disk))
+    quotas = any(value is not None for value in (max_envs, cpu, memory, disk, max_egress))
     with remote.client() as client:
         mapping = host_account is not None or no_host_account
         if mapping:
@@ -145,7 +150,9 @@ def user_set(
                 f"host account of {name}: {'none' if no_host_account else host_account}"
             )
         if quotas or not mapping:
-            client.users.set_quota(name, max_envs=max_envs, cpu=cpu, memory=memory, disk=disk)
+            client.users.set_quota(
+                name, max_envs=max_envs, cpu=cpu, memory=memory, disk=disk, max_egress=max_egress
+            )
             console().print(f"updated quotas of {name}")
 
 

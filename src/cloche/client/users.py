@@ -59,9 +59,14 @@ class Users(Resource):
         cpu: int | None = None,
         memory: str | None = None,
         disk: str | None = None,
+        max_egress: str | None = None,
     ) -> User:
-        """Change a user's quotas (the others keep theirs); LXD's project limits follow."""
-        body = given(max_envs=max_envs, cpu=cpu, memory=memory, disk=disk)
+        """Change a user's quotas (the others keep theirs); LXD's project limits follow.
+
+        max_egress ('none', 'allow' or 'open') is the widest egress the user may give their own
+        environments.
+        """
+        body = given(max_envs=max_envs, cpu=cpu, memory=memory, disk=disk, max_egress=max_egress)
         return self._connection.fetch(User, "PATCH", path_of("users", name), body=body)
 
     def remove(

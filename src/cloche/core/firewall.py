@@ -30,7 +30,7 @@ from cloche.core.revert import Reverter
 from cloche.model.audit import JsonValue
 from cloche.model.bans import active
 from cloche.model.config import ClocheConfig
-from cloche.model.egress import format_egress, parse_egress
+from cloche.model.egress import check_within_ceiling, format_egress, parse_egress
 from cloche.model.errors import ClocheError
 from cloche.model.firewall import CLOSED_RANGES, EnvNetwork, FirewallPolicy
 from cloche.model.names import check_environment_name, check_user_name
@@ -222,13 +222,28 @@ class EgressChange:
     previous: str
 
 
-def set_egress(context: Context, actor: str, user: str, name: str, egress: str) -> EgressChange:
-    """Change an environment's egress policy and load it (live; the env keeps running)."""
+def set_egress(
+    context: Context,
+    actor: str,
+    user: str,
+    name: str,
+    egress: str,
+    *,
+    within_ceiling: bool = False,
+) -> EgressChange:
+    """Change an environment's egress policy and load it (live; the env keeps running).
+
+    within_ceiling refuses a policy wider than the owner's ceiling (a member's own change).
+    """
     target = f"{user}/{name}"
     details: dict[str, JsonValue] = {"egress": egress[:500]}
     with audited(context, actor, "changed egress", target, details):
         user_name, env_name = check_user_name(user), check_environment_name(name)
-        stored = format_egress(parse_egress(egress))
+        policy = parse_egress(egress)
+        if within_ceiling:
+            ceiling = context.database.users.get(user_name).max_egress
+            check_within_ceiling(policy, ceiling, user_name)
+        stored = format_egress(policy)
         with context.locked(f"egress:{target}"):
             env = context.database.environments.get(user_name, env_name)
             previous = env.egress

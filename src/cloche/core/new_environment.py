@@ -19,6 +19,7 @@ from cloche.core.context import Context
 from cloche.core.firewall import converge_firewall
 from cloche.core.revert import Reverter
 from cloche.model.addresses import allocate_address
+from cloche.model.egress import default_egress_under
 from cloche.model.errors import Conflict, HostFailure, Invalid
 from cloche.model.instances import BootFailure
 from cloche.model.limits import Limits
@@ -109,6 +110,7 @@ def reserve(context: Context, newborn: Newborn) -> str:
             processes=limits.processes,
             status="creating",
             address=address,
+            egress=default_egress_under(context.database.users.get(newborn.user).max_egress),
         )
     return address
 

@@ -167,6 +167,8 @@ def set_quota(context: Context, actor: str, name: str, changes: QuotaChanges) ->
                     ),
                 )
                 converge_project(context, user)
+                if changes.max_egress is not None:
+                    user = context.database.users.set_max_egress(name, changes.max_egress)
                 revert.success()
         return describe_user(context, user)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cloche.model.egress import EgressCeiling
 from cloche.model.records import Profile, Role
 
 DEFAULT_MAX_ENVS = 5
@@ -37,6 +38,7 @@ class QuotaChanges:
     cpu: int | None = None
     memory_bytes: int | None = None
     disk_bytes: int | None = None
+    max_egress: EgressCeiling | None = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from cloche.model.errors import Invalid
+from typing import Literal, get_args
+
+from cloche.model.errors import Invalid, QuotaExceeded
 from cloche.model.firewall import EgressAllow, EgressPolicy
 
 DEFAULT_EGRESS = "open"
 ALLOW_PREFIX = "allow:"
+# The widest egress a member may give their own environments (an admin sets it per user).
+EgressCeiling = Literal["none", "allow", "open"]
+EGRESS_CEILINGS: tuple[str, ...] = get_args(EgressCeiling)
+_WIDTH = {"none": 0, "allow": 1, "open": 2}
 
 
 def parse_egress(text: str) -> EgressPolicy:
@@ -38,3 +44,23 @@ def format_egress(policy: EgressPolicy) -> str:
 def normalize_egress(text: str) -> str:
     """Check text and return its canonical stored form."""
     return format_egress(parse_egress(text))
+
+
+def _kind(policy: EgressPolicy) -> EgressCeiling:
+    return "allow" if isinstance(policy, EgressAllow) else policy
+
+
+def check_within_ceiling(policy: EgressPolicy, ceiling: EgressCeiling, user: str) -> None:
+    """Refuse a policy wider than the user's ceiling, in one sentence."""
+    if _WIDTH[_kind(policy)] > _WIDTH[ceiling]:
+        allowed = {"none": "'none'", "allow": "'none' or an allow list", "open": "any policy"}
+        raise QuotaExceeded(
+            f"Egress {format_egress(policy)!r} is wider than {user}'s ceiling {ceiling!r}; "
+            f"use {allowed[ceiling]}, or ask an admin to raise it (cloche user set {user} "
+            "--max-egress ...)."
+        )
+
+
+def default_egress_under(ceiling: EgressCeiling) -> str:
+    """A new environment's egress: the default, narrowed to the owner's ceiling."""
+    return DEFAULT_EGRESS if ceiling == "open" else "none"

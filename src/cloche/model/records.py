@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, get_args
 
-from cloche.model.egress import DEFAULT_EGRESS, parse_egress
+from cloche.model.egress import DEFAULT_EGRESS, EGRESS_CEILINGS, EgressCeiling, parse_egress
 from cloche.model.errors import Invalid
 from cloche.model.names import check_environment_name, check_host_account_name, check_user_name
 
@@ -74,11 +74,14 @@ class UserRecord:
     created_at: datetime
     # The host account that may call the daemon's socket as this user (None: none may).
     host_account: str | None = None
+    # The widest egress the user may give their own environments.
+    max_egress: EgressCeiling = "open"
 
     def __post_init__(self) -> None:
         check_user_name(self.name)
         if self.host_account is not None:
             check_host_account_name(self.host_account)
+        _check_choice("egress ceiling", self.max_egress, EGRESS_CEILINGS)
         _check_choice("role", self.role, ROLES)
         _check_positive("max_envs", self.max_envs, allow_zero=True)
         _check_positive("cpu", self.cpu)

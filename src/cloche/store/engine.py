@@ -168,6 +168,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE users ADD COLUMN host_account TEXT;
     CREATE UNIQUE INDEX users_host_account ON users (host_account) WHERE host_account IS NOT NULL;
     """,
+    # 9: the widest egress a user may give their own environments (model/egress.py).
+    """
+    ALTER TABLE users ADD COLUMN max_egress TEXT NOT NULL DEFAULT 'open'
+        CHECK (max_egress IN ('none', 'allow', 'open'));
+    """,
 )
 
 

@@ -8,6 +8,7 @@ import sqlite3
 from datetime import datetime
 from typing import Final
 
+from cloche.model.egress import EgressCeiling
 from cloche.model.errors import Conflict, Invalid, NotFound
 from cloche.model.names import no_such_user
 from cloche.model.records import UNSET, Role, SshKeyRecord, Unset, UserRecord
@@ -33,6 +34,7 @@ def _user(row: sqlite3.Row) -> UserRecord:
         created_at=datetime.fromisoformat(row["created_at"]),
         # Absent before migration 8 (tests drive older schemas through the store).
         host_account=row["host_account"] if "host_account" in row.keys() else None,  # noqa: SIM118 - a Row iterates values
+        max_egress=row["max_egress"] if "max_egress" in row.keys() else "open",  # noqa: SIM118
     )
 
 
@@ -219,6 +221,13 @@ class UserStore:
                     ),
                 )
             connection.execute("UPDATE users SET host_account = ? WHERE name = ?", (account, name))
+            return user
+
+    def set_max_egress(self, name: str, ceiling: EgressCeiling) -> UserRecord:
+        """Change the widest egress the user may give their own environments."""
+        with self._engine.transaction(write=True) as connection:
+            user = dataclasses.replace(require_user(connection, name), max_egress=ceiling)
+            connection.execute("UPDATE users SET max_egress = ? WHERE name = ?", (ceiling, name))
             return user
 
     def by_host_account(self, account: str) -> UserRecord | None:

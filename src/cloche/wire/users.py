@@ -14,6 +14,7 @@ from cloche.model.commands import (
     NewUser,
     QuotaChanges,
 )
+from cloche.model.egress import EgressCeiling
 from cloche.model.records import Role
 from cloche.model.sshkeys import MAX_KEYS
 from cloche.model.units import parse_size
@@ -56,6 +57,7 @@ class SetQuota(WireModel):
     cpu: PositiveInt | None = None
     memory: str | None = None
     disk: str | None = None
+    max_egress: EgressCeiling | None = None
 
     _sizes = field_validator("memory", "disk")(check_size_text)
 
@@ -66,6 +68,7 @@ class SetQuota(WireModel):
             cpu=self.cpu,
             memory_bytes=optional_size(self.memory),
             disk_bytes=optional_size(self.disk),
+            max_egress=self.max_egress,
         )
 
 
@@ -103,6 +106,7 @@ class User(WireModel):
     keys: int
     created_at: str
     host_account: str | None
+    max_egress: EgressCeiling
 
 
 class Key(WireModel):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from cloche.model.bans import Ban, Failure
+from cloche.model.egress import EgressCeiling
 from cloche.model.records import (
     UNSET,
     EnvironmentRecord,
@@ -55,6 +56,9 @@ class UserStore(Protocol):
 
     def by_host_account(self, account: str) -> UserRecord | None:
         """The user the host account calls as, or None."""
+
+    def set_max_egress(self, name: str, ceiling: EgressCeiling) -> UserRecord:
+        """Change the widest egress the user may give their own environments."""
 
     def update_quotas(
         self,
