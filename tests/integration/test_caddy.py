@@ -206,7 +206,8 @@ def test_a_loaded_route_serves_its_domain_only(
     assert marker not in private_caddy.get(domain, host_header=other).stdout
     saved = caddy_home.config_path(private_caddy.state_dir)
     assert json.loads(saved.read_text()) == config
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    # Root writes it; Caddy (its own user) reads it through its group, nobody else at all.
+    assert stat.S_IMODE(saved.stat().st_mode) == caddy_home.CONFIG_MODE == 0o640
 
 
 def test_a_refused_config_leaves_the_previous_one_serving(
