@@ -108,3 +108,25 @@ def test_unmapping_the_account_refuses_it_again(callers: tuple[Caller, Caller]) 
     finally:
         cloche_ok("user", "set", mapped.user, "--host-account", mapped.account)
     assert mapped.get(f"/v1/users/{mapped.user}")[0] == 200
+
+
+def test_a_token_acts_as_its_user_within_its_scopes_until_revoked(
+    callers: tuple[Caller, Caller],
+) -> None:
+    mapped, stranger = callers
+    made = json.loads(
+        cloche_ok("token", "create", "--user", mapped.user, "--scope", "read", "--json")
+    )
+    secret, token_id = made["secret"], made["token"]["id"]
+    bearer = f"Authorization: Bearer {secret}"
+    # From an account the daemon would refuse, the token is the credential: its user, read only.
+    assert stranger.get(f"/v1/users/{mapped.user}", bearer)[0] == 200
+    assert stranger.get(f"/v1/users/{stranger.user}", bearer)[0] == 404
+    assert stranger.get("/v1/users", bearer)[0] == 403
+    listed = json.loads(cloche_ok("token", "list", "--user", mapped.user, "--json"))
+    assert [token["id"] for token in listed] == [token_id]
+    assert listed[0]["last_used"] is not None
+    cloche_ok("token", "revoke", token_id)
+    status, body = stranger.get(f"/v1/users/{mapped.user}", bearer)
+    assert status == 401
+    assert isinstance(body, dict) and "revoked" in str(body["message"])

@@ -247,6 +247,9 @@ def test_every_route_answers_what_its_model_describes(app: FastAPI, context: Fak
         ban_for_an_hour(context, "2001:db8::7")
         [ban] = call("GET", "/v1/host/bans")
         assert call("DELETE", f"/v1/host/bans/{ban['address']}") == ban
+        made = call("POST", "/v1/tokens", 201, json={"user": "alice", "scopes": ["read"]})
+        assert call("GET", "/v1/tokens") == [made["token"]]
+        assert call("DELETE", f"/v1/tokens/{made['token']['id']}")["revoked"] is True
 
         call("DELETE", f"{base}/routes", params={"spec": "https://app.test"})
         call.wait(call("POST", f"{base}/snapshots/before/restore", 202, json={}))

@@ -44,6 +44,7 @@ PUBLIC_NAMES = {
     "QuotaExceeded",
     "Routes",
     "Snapshots",
+    "Tokens",
     "Unauthenticated",
     "Users",
     "default_socket",
@@ -59,6 +60,7 @@ RESOURCES = (
     "backups",
     "audit",
     "bans",
+    "tokens",
 )
 
 
@@ -193,6 +195,10 @@ def test_every_route_has_a_client_method(
     ban_for_an_hour(context, "203.0.113.7")
     assert [ban.address for ban in client.bans.list()] == ["203.0.113.7"]
     assert client.bans.lift("203.0.113.7").failures == 10
+    made = client.tokens.create("alice", name="ci", scopes=["read"], expires="1d")
+    assert made.secret.startswith(f"cloche_{made.token.id}_")
+    assert [token.id for token in client.tokens.list("alice")] == [made.token.id]
+    assert client.tokens.revoke(made.token.id).revoked
 
     backups = client.backups
     assert backups.repositories.add("offsite", str(tmp_path / "offsite")).state == "initialised"

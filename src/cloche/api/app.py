@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloche import __version__, wire
 from cloche.api import mapping
-from cloche.api.authorization import Authenticate, Caller, authorization, peer_authenticator
+from cloche.api.authorization import Authenticate, Caller, authorization, caller_authenticator
 from cloche.api.backup_routes import register_backup_routes
 from cloche.api.body_limit import DEFAULT_LIMIT, BodyLimit
 from cloche.api.environment_routes import register_environment_routes
@@ -20,9 +20,11 @@ from cloche.api.network_routes import register_network_routes
 from cloche.api.route_routes import register_route_routes
 from cloche.api.schemas import errors
 from cloche.api.snapshot_routes import register_snapshot_routes
+from cloche.api.token_routes import register_token_routes
 from cloche.api.user_routes import register_user_routes
 from cloche.core.context import Context
 from cloche.core.identity import principal_of_peer
+from cloche.core.tokens import principal_of_secret
 from cloche.model.build import code_fingerprint, config_fingerprint
 from cloche.model.errors import ClocheError, NotFound
 from cloche.model.errors_wire import error_body
@@ -46,7 +48,10 @@ def create_app(
     over body_limit are refused.
     """
     if authenticate is None:
-        authenticate = peer_authenticator(functools.partial(principal_of_peer, context))
+        authenticate = caller_authenticator(
+            functools.partial(principal_of_peer, context),
+            functools.partial(principal_of_secret, context),
+        )
     app = FastAPI(
         title="cloche",
         version=__version__,
@@ -111,5 +116,6 @@ def create_app(
     register_snapshot_routes(app, context)
     register_network_routes(app, context)
     register_route_routes(app, context)
+    register_token_routes(app, context)
     register_host_routes(app, context)
     return app

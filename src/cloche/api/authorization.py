@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 
 from cloche.model.errors import Forbidden, Unauthenticated
-from cloche.model.principals import Action, Principal, authorize, visible_user
+from cloche.model.principals import Action, Principal, authorize, check_scopes, visible_user
 
 # Where a route's target user is: a path parameter, the body's "user" field, nowhere (the host
 # or everything), or decided by the route itself (a listing narrowed by `ListedUser`, an
@@ -77,6 +77,9 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/backups/forget"): ADMIN,
     ("DELETE", "/v1/backups/{backup_id}"): ADMIN,
     ("POST", "/v1/backups/{backup_id}/restore"): ADMIN,
+    ("POST", "/v1/tokens"): Rule("write", "body:user"),
+    ("GET", "/v1/tokens"): Rule("read", "listing"),
+    ("DELETE", "/v1/tokens/{token_id}"): Rule("write", "handler"),
     ("GET", "/v1/host/bans"): ADMIN,
     ("DELETE", "/v1/host/bans/{address:path}"): ADMIN,
 }
@@ -116,17 +119,21 @@ def authorization(authenticate: Authenticate) -> Callable[..., object]:
                 "call it; report this as a bug."
             )
         if rule.target in ("anyone", "listing", "handler"):
+            # Still within the token's scopes (the owner is the listing's or the handler's).
+            check_scopes(principal, rule.action)
             return
         owner: str | None
+        environment: str | None = None
         if rule.target == "path:user":
             owner = request.path_params.get("user")
+            environment = request.path_params.get("name")
         elif rule.target == "path:name":
             owner = request.path_params.get("name")
         elif rule.target == "body:user":
             owner = await _body_user(request)
         else:
             owner = None
-        authorize(principal, rule.action, owner)
+        authorize(principal, rule.action, owner, environment)
 
     return authorize_request
 
@@ -156,6 +163,33 @@ def listed_user(principal: Caller, user: str | None = None) -> str | None:
 
 
 ListedUser = Annotated[str | None, Depends(listed_user)]
+
+
+def caller_authenticator(
+    principal_of_uid: Callable[[int], Principal],
+    principal_of_secret: Callable[[str, str], Principal],
+) -> Authenticate:
+    """Identify a caller by its bearer token when it sends one, else by its peer credentials.
+
+    A token only narrows: on the socket, root with a member's token acts as that member.
+    """
+    by_peer = peer_authenticator(principal_of_uid)
+
+    def authenticate(request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if header is None:
+            return by_peer(request)
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated(
+                "The Authorization header must be 'Bearer TOKEN'; send the secret "
+                "'cloche token create' printed."
+            )
+        uid = request.scope.get(PEER_UID)
+        via = f"socket uid {uid}" if isinstance(uid, int) else "network"
+        return principal_of_secret(secret.strip(), via)
+
+    return authenticate
 
 
 def peer_authenticator(principal_of_uid: Callable[[int], Principal]) -> Authenticate:

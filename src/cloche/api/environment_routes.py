@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from cloche import wire
 from cloche.api import mapping
-from cloche.api.authorization import Actor, ListedUser
+from cloche.api.authorization import Actor, Caller, ListedUser
 from cloche.api.schemas import ACCEPTED, errors
 from cloche.core import environments
 from cloche.core.context import Context
@@ -26,11 +26,13 @@ def register_environment_routes(app: FastAPI, context: Context) -> None:
         responses=errors(403, 404, 409, 422),
     )
     def create_environment(
-        request: wire.CreateEnvironment, actor: Actor = "unknown"
+        request: wire.CreateEnvironment, principal: Caller, actor: Actor = "unknown"
     ) -> wire.OperationAccepted:
-        return wire.OperationAccepted(
-            operation=environments.request_create(context, actor, request.to_command())
-        )
+        operation = environments.request_create(context, actor, request.to_command())
+        if principal.token_id is not None and principal.environments is not None:
+            # An agent's own sandboxes stay within reach of the limited token that made them.
+            context.database.tokens.add_environments(principal.token_id, [request.name])
+        return wire.OperationAccepted(operation=operation)
 
     @app.get("/v1/environments", responses=errors(404, 422))
     def list_environments(user: ListedUser) -> list[wire.Environment]:

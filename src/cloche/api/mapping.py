@@ -24,6 +24,7 @@ from cloche.model.instances import ExecResult
 from cloche.model.records import OperationRecord, RouteRecord, SshKeyRecord
 from cloche.model.routes import parse_route, route_kind
 from cloche.model.snapshots import Snapshot
+from cloche.model.tokens import TokenRecord
 from cloche.model.units import format_size
 
 
@@ -284,4 +285,19 @@ def ban(record: Ban) -> wire.Ban:
         until=record.until.isoformat(),
         created=record.created.isoformat(),
         failures=record.failures,
+    )
+
+
+def token(record: TokenRecord) -> wire.Token:
+    """A token, without its secret."""
+    return wire.Token(
+        id=record.id,
+        user=record.user,
+        name=record.name,
+        scopes=sorted(record.scopes),
+        environments=None if record.environments is None else sorted(record.environments),
+        created=record.created.isoformat(),
+        expires=record.expires.isoformat(),
+        last_used=record.last_used.isoformat() if record.last_used else None,
+        revoked=record.revoked,
     )

@@ -24,7 +24,7 @@ def peer_uid(connection: socket.socket) -> int | None:
     return int(uid)
 
 
-class _WithPeer:
+class WithPeer:
     """An ASGI app that adds the connection's peer uid to each request's scope."""
 
     def __init__(self, app: Any, uid: int | None) -> None:
@@ -46,4 +46,4 @@ class PeerCredentialsProtocol(H11Protocol):
         super().connection_made(transport)
         connection = transport.get_extra_info("socket")
         uid = peer_uid(connection) if connection is not None else None
-        self.app = _WithPeer(self.app, uid)
+        self.app = WithPeer(self.app, uid)

@@ -15,6 +15,7 @@ from cloche.cli.image_commands import image_app
 from cloche.cli.network_commands import register_network_commands
 from cloche.cli.serve_command import serve
 from cloche.cli.snapshot_commands import register_snapshot_commands
+from cloche.cli.token_commands import token_app
 from cloche.cli.user_commands import user_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(backup_app, name="backup")
+app.add_typer(token_app, name="token")
 app.command("serve")(serve)
 register_environment_commands(app)
 register_snapshot_commands(app)

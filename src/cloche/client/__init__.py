@@ -12,6 +12,7 @@ from cloche.client.host import Bans
 from cloche.client.network import EgressPolicies, Routes
 from cloche.client.operations import OperationHandle, Operations
 from cloche.client.snapshots import Snapshots
+from cloche.client.tokens import Tokens
 from cloche.client.users import Keys, Users
 from cloche.model.errors import (
     ClocheError,
@@ -45,6 +46,7 @@ __all__ = [
     "QuotaExceeded",
     "Routes",
     "Snapshots",
+    "Tokens",
     "Unauthenticated",
     "Users",
     "default_socket",

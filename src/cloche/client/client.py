@@ -12,6 +12,7 @@ from cloche.client.host import Bans
 from cloche.client.network import EgressPolicies, Routes
 from cloche.client.operations import Operations
 from cloche.client.snapshots import Snapshots
+from cloche.client.tokens import Tokens
 from cloche.client.users import Keys, Users
 from cloche.wire import Health
 
@@ -31,8 +32,9 @@ class Client:
         *,
         http: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
     ) -> None:
-        self._connection = Connection(socket_path, http=http, timeout=timeout)
+        self._connection = Connection(socket_path, http=http, timeout=timeout, token=token)
         connection = self._connection
         self.operations = Operations(connection)
         self.environments = Environments(connection, self.operations)
@@ -44,6 +46,7 @@ class Client:
         self.backups = Backups(connection, self.operations)
         self.audit = AuditLog(connection, self.operations)
         self.bans = Bans(connection, self.operations)
+        self.tokens = Tokens(connection, self.operations)
 
     def health(self) -> Health:
         """The daemon's version and the fingerprints of its code and config."""

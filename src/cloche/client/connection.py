@@ -42,6 +42,7 @@ class Connection:
         *,
         http: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
     ) -> None:
         self._owned = http is None
         if http is None:
@@ -54,6 +55,8 @@ class Connection:
         else:
             self.where = str(http.base_url)
         self._http = http
+        # A token narrows who the caller is (its user, scopes and environments).
+        self._headers = {} if token is None else {"Authorization": f"Bearer {token}"}
 
     def close(self) -> None:
         """Close the connection pool (not an httpx client that was handed in)."""
@@ -79,6 +82,7 @@ class Connection:
                 path,
                 json=body,
                 params=params,
+                headers=self._headers,
                 timeout=None if unlimited else httpx.USE_CLIENT_DEFAULT,
             )
             response = self._http.send(request)

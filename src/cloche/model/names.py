@@ -49,6 +49,16 @@ def no_such_user(name: str) -> str:
     return f"There is no user named {name!r}; check the name or add the user."
 
 
+def no_such_environment(user: str, name: str) -> str:
+    """The sentence for an environment that does not exist (or that the caller may not see)."""
+    return f"User {user!r} has no environment named {name!r}; check the name."
+
+
+def no_such_token(token_id: str) -> str:
+    """The sentence for a token that does not exist (or that the caller may not see)."""
+    return f"There is no token {token_id[:40]!r}; 'cloche token list' shows the ids."
+
+
 def no_such_operation(operation_id: str) -> str:
     """The sentence for an operation that does not exist (or that the caller may not see)."""
     return f"There is no operation {operation_id!r}; check the id."

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 from cloche.model.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from cloche.model.names import check_user_name, no_such_user
+from cloche.model.names import check_user_name, no_such_environment, no_such_user
 from cloche.model.records import Role, UserRecord
+from cloche.model.tokens import SCOPES, scopes_allow
 
 # What a call does to its target; a route names one. "admin" is everything else.
 Action = Literal["read", "write", "exec", "admin"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 # Members of this host group are admins on the local socket, like root.
 ADMIN_GROUP: Final = "cloche-admin"
+ALL_SCOPES: Final = frozenset(SCOPES)
 
 
 @dataclass(frozen=True)
@@ -26,23 +28,41 @@ class Principal:
     user: str | None
     # How the call was identified, for the audit log: "socket uid 1000", "token tk_...".
     via: str
+    # A token's scopes (model/tokens.py); a caller on the socket has them all.
+    scopes: frozenset[str] = ALL_SCOPES
+    # The environment names a token is limited to (None: every one of its user's).
+    environments: frozenset[str] | None = None
+    token_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
-        """Whether the principal may do everything."""
-        return self.role == "admin"
+        """Whether the principal may do everything: an admin, through a token with that scope."""
+        return self.role == "admin" and "admin" in self.scopes
 
     @property
     def actor(self) -> str:
-        """The name audit events record as the actor."""
-        return self.name
+        """The name audit events record as the actor (with the token's id when one was used)."""
+        return self.name if self.token_id is None else f"{self.name} token {self.token_id}"
 
 
-def authorize(principal: Principal, action: Action, owner: str | None) -> None:
+def check_scopes(principal: Principal, action: Action) -> None:
+    """Refuse an action the principal's token scopes do not cover (403)."""
+    if not scopes_allow(principal.scopes, action):
+        raise Forbidden(
+            f"This token may {', '.join(sorted(principal.scopes))} only, not {action}; create "
+            f"one with --scope {action}."
+        )
+
+
+def authorize(
+    principal: Principal, action: Action, owner: str | None, environment: str | None = None
+) -> None:
     """Allow the call, or raise: another tenant's things are 404, admin-only things 403.
 
-    owner is the cloche user whose thing the call touches (None: the host or every user).
+    owner is the cloche user whose thing the call touches (None: the host or every user);
+    environment, the environment it names, if any.
     """
+    check_scopes(principal, action)
     if principal.is_admin:
         return
     if action == "admin":
@@ -57,6 +77,12 @@ def authorize(principal: Principal, action: Action, owner: str | None) -> None:
     if owner != principal.user:
         # Not 403: a member must not learn which other users or environments exist.
         raise NotFound(no_such_user(owner))
+    if (
+        environment is not None
+        and principal.environments is not None
+        and environment not in principal.environments
+    ):
+        raise NotFound(no_such_environment(owner, environment))
 
 
 def visible_user(principal: Principal, wanted: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """cloche's state database: the one object the daemon opens, its aggregates as attributes.
 
-`database.users`, `.environments`, `.routes`, `.operations`, `.bans` and `.audit_head` share one
-engine (store/engine.py: a connection per thread, one transaction per call, the schema migrations).
+`database.users`, `.environments`, `.routes`, `.operations`, `.bans`, `.audit_head` and `.tokens`
+share one engine (store/engine.py: a connection per thread, one transaction per call, the
+schema migrations).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from cloche.store.engine import MIGRATIONS, Engine, utc_now
 from cloche.store.environments import EnvironmentStore
 from cloche.store.operations import OperationStore
 from cloche.store.routes import RouteStore
+from cloche.store.tokens import TokenStore
 from cloche.store.users import UserStore
 
 
@@ -38,6 +40,7 @@ class Database:
         self.operations = OperationStore(self.engine)
         self.bans = BanStore(self.engine)
         self.audit_head = AuditHeadStore(self.engine)
+        self.tokens = TokenStore(self.engine)
 
     @property
     def latest_version(self) -> int:

@@ -173,6 +173,21 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE users ADD COLUMN max_egress TEXT NOT NULL DEFAULT 'open'
         CHECK (max_egress IN ('none', 'allow', 'open'));
     """,
+    # 10: API tokens (model/tokens.py): the SHA-256 of each secret, never the secret itself.
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL CHECK (json_valid(scopes)),
+        environments TEXT CHECK (environments IS NULL OR json_valid(environments)),
+        secret_hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        last_used TEXT,
+        revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+    ) STRICT;
+    """,
 )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from cloche.model.egress import DEFAULT_EGRESS
 from cloche.model.errors import QuotaExceeded
+from cloche.model.names import no_such_environment
 from cloche.model.records import UNSET, EnvironmentRecord, EnvironmentStatus, Profile, Unset
 from cloche.store.engine import Engine, changes, one_row, refuse_taken, time_text
 from cloche.store.users import count_environments_of, require_user, rows_of_user
@@ -88,7 +89,7 @@ def require_environment(connection: sqlite3.Connection, user: str, name: str) ->
             connection,
             "SELECT * FROM environments WHERE user = ? AND name = ?",
             (user, name),
-            f"User {user!r} has no environment named {name!r}; check the name.",
+            no_such_environment(user, name),
         )
     )
 

@@ -52,6 +52,7 @@ from cloche.wire.snapshots import (
     TakeSnapshot,
 )
 from cloche.wire.ssh import SshConfig
+from cloche.wire.tokens import CreateToken, Token, TokenCreated
 from cloche.wire.users import (
     CreateUser,
     HostAccountRequest,
@@ -75,6 +76,7 @@ __all__ = [
     "Ban",
     "CheckRepository",
     "CreateEnvironment",
+    "CreateToken",
     "CreateUser",
     "Egress",
     "EgressChanged",
@@ -121,6 +123,8 @@ __all__ = [
     "SnapshotRemoved",
     "SshConfig",
     "TakeSnapshot",
+    "Token",
+    "TokenCreated",
     "User",
     "UserDetail",
     "WireModel",

@@ -46,6 +46,7 @@ from cloche.core.ports.store import (
     OperationStore,
     RouteStore,
     StateStore,
+    TokenStore,
     UserStore,
 )
 
@@ -79,5 +80,6 @@ __all__ = [
     "Services",
     "Sshd",
     "StateStore",
+    "TokenStore",
     "UserStore",
 ]

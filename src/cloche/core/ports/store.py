@@ -1,4 +1,4 @@
-"""The state store's ports: users, environments, routes, operations, bans (adapters in store/)."""
+"""The state store's ports: users, environments, routes, operations, bans, tokens (in store/)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from cloche.model.records import (
     Unset,
     UserRecord,
 )
+from cloche.model.tokens import TokenRecord
 
 # The adapter is cloche.store.database.Database. `list` is a method name here, so inside these
 # classes the list type is spelled builtins.list.
@@ -210,6 +211,31 @@ class BanStore(Protocol):
         """Every stored ban (run-out ones too, until dropped), by address."""
 
 
+class TokenStore(Protocol):
+    """API tokens, their secrets kept only as hashes."""
+
+    def add(self, token: TokenRecord, secret_hash: str) -> TokenRecord:
+        """Record a new token of an existing user."""
+
+    def get(self, token_id: str) -> TokenRecord:
+        """The token with this id; NotFound if there is none."""
+
+    def by_hash(self, secret_hash: str) -> TokenRecord | None:
+        """The token whose secret has this hash, or None."""
+
+    def list(self, user: str | None = None) -> builtins.list[TokenRecord]:
+        """Every token (of one user when given)."""
+
+    def revoke(self, token_id: str) -> TokenRecord:
+        """Mark a token revoked."""
+
+    def touch(self, token_id: str, at: datetime) -> None:
+        """Note the token's latest use."""
+
+    def add_environments(self, token_id: str, names: Iterable[str]) -> None:
+        """Widen an environment-limited token to environments it created itself."""
+
+
 class StateStore(Protocol):
     """cloche's state: the five aggregates over one database."""
 
@@ -232,6 +258,10 @@ class StateStore(Protocol):
     @property
     def bans(self) -> BanStore:
         """Brute-force bans of the host's sshd."""
+
+    @property
+    def tokens(self) -> TokenStore:
+        """API tokens."""
 
     def migrate(self, up_to: int | None = None) -> int:
         """Bring the schema to up_to (default: the latest); return the version reached."""
