@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cloche.cli import remote
 from cloche.cli.common import console, handle_errors
@@ -61,6 +60,9 @@ def token_list(
     if as_json:
         remote.print_json(tokens)
         return
+    # Imported here so that every other command starts without loading rich's tables.
+    from rich.table import Table
+
     table = Table("id", "user", "name", "scopes", "envs", "expires", "last used", "revoked")
     for token in tokens:
         table.add_row(
