@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import os
 import pwd
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def account_of_uid(uid: int) -> HostAccount | None:
         entry = pwd.getpwuid(uid)
     except KeyError:
         return None
-    groups = {group.gr_name for group in grp.getgrall() if entry.pw_name in group.gr_mem}
-    # A primary group with no entry of its own still leaves the supplementary ones.
-    with contextlib.suppress(KeyError):
-        groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+    # The account's own groups (primary included), rather than a scan of every group on each call.
+    groups = set()
+    for gid in os.getgrouplist(entry.pw_name, entry.pw_gid):
+        # A group id with no entry of its own still leaves the named ones.
+        with contextlib.suppress(KeyError):
+            groups.add(grp.getgrgid(gid).gr_name)
     return HostAccount(name=entry.pw_name, uid=uid, groups=frozenset(groups))
